@@ -1,0 +1,3 @@
+//! The sans-I/O, allocation-free sealdump client.
+#![no_std]
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! decryptor
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! NIC side of sealdump.
+#![cfg_attr(not(feature = "std"), no_std)]

@@ -1,0 +1,2 @@
+//! keytool
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! receiver
+#![forbid(unsafe_code)]
