@@ -1,0 +1,482 @@
+//! The hosted send loop: client-core over a std UDP socket, fed with real time.
+//!
+//! Call order per turn (quinn style): drain received datagrams into `handle_datagram`, fire `handle_timeout` when
+//! due, hand the client as many input bytes as it takes (`write` applies back-pressure), send everything
+//! `poll_transmit` yields, collect events, then sleep in `poll(2)` until a datagram arrives or the client's next
+//! timer, if that turn did nothing. The input is read by a separate thread into a small queue of 1 MiB blocks, so a
+//! slow pipe or disk never stalls acks and retransmissions.
+
+use std::io::{self, Read};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use crate::hosted::shim::keys::PublicKey;
+use sealdump_client_core::{self as core, Buffers, Client, Config, Event, Mode, SlotState, Stats, seal};
+use sealdump_crypto::{AeadId, DumpKey};
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Size of one input block handed from the reader thread to the send loop.
+const INPUT_BLOCK: usize = 1 << 20;
+/// Input blocks queued ahead of the send loop.
+const INPUT_QUEUE: usize = 8;
+/// Socket buffers: a full window of 8 KiB datagrams fits several times over.
+const SOCKET_BUFFER: usize = 8 << 20;
+
+/// Sealed-dump metadata owned by the caller (copied into the seal header, encrypted).
+#[derive(Debug, Clone, Default)]
+pub struct OwnedMetadata {
+    /// Host name of the crashed machine.
+    pub hostname: Vec<u8>,
+    /// Kernel version string.
+    pub kernel_version: Vec<u8>,
+    /// Panic message, if known.
+    pub panic_string: Vec<u8>,
+    /// Machine architecture (e.g. `amd64`, `x86_64`).
+    pub architecture: Vec<u8>,
+    /// Expected plaintext length (0 if unknown, e.g. stdin).
+    pub expected_length: u64,
+    /// Host UUID (e.g. from /etc/machine-id), zeros if unknown.
+    pub host_uuid: [u8; 16],
+}
+
+/// How the dump is protected.
+#[derive(Debug)]
+pub enum Security {
+    /// Unencrypted netdump (tests, legacy receivers).
+    Plain,
+    /// Sealed format v1 to these recipients.
+    Sealed {
+        /// Recipients (1..=8): X25519 keys are HPKE-wrapped at start, RSA keys from a pre-wrapped pool.
+        recipients: Vec<PublicKey>,
+        /// Chunk AEAD.
+        aead: AeadId,
+        /// log2 of the chunk size (12..=20).
+        chunk_shift: u8,
+        /// Sealed metadata.
+        metadata: OwnedMetadata,
+    },
+}
+
+/// Everything the send loop needs besides the input.
+#[derive(Debug)]
+pub struct SendConfig {
+    /// Receiver herald address.
+    pub server: SocketAddr,
+    /// Local address to send from (port 20024 normally, 0 in tests).
+    pub bind: SocketAddr,
+    /// Herald path (may be empty).
+    pub herald_path: Vec<u8>,
+    /// Dump bytes per datagram.
+    pub payload_size: usize,
+    /// Datagrams in flight.
+    pub window: usize,
+    /// No ack progress for this long ends the dump as failed.
+    pub give_up_after: Duration,
+    /// Plain or sealed.
+    pub security: Security,
+}
+
+/// How a send ended (errors before or outside the protocol are [`SendError`]s).
+#[derive(Debug)]
+pub enum Outcome {
+    /// The receiver acknowledged everything, FINISHED included.
+    Done(Stats),
+    /// The protocol gave up (receiver silent past the deadline, ...).
+    Failed(String),
+    /// Reading the input failed; the dump was aborted (sealed: with an authentic "aborted" trailer).
+    InputFailed(io::Error),
+}
+
+/// Errors that prevent a send from running.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// Socket creation, bind or I/O failure.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Pre-wrapping the dump key for RSA recipients failed.
+    #[error("RSA key wrap: {0}")]
+    Wrap(String),
+    /// client-core refused the configuration.
+    #[error("client setup: {0}")]
+    Client(String),
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> SendError {
+    let context = context.into();
+    move |source| SendError::Io { context, source }
+}
+
+enum Block {
+    Data(Vec<u8>),
+    Error(io::Error),
+}
+
+/// Reads `input` into full blocks (short only at EOF) on a thread; the channel closes at EOF.
+fn spawn_reader(mut input: Box<dyn Read + Send>) -> mpsc::Receiver<Block> {
+    let (tx, rx) = mpsc::sync_channel(INPUT_QUEUE);
+    thread::spawn(move || {
+        loop {
+            let mut block = vec![0u8; INPUT_BLOCK];
+            let mut filled = 0;
+            while filled < block.len() {
+                match input.read(&mut block[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Block::Error(e));
+                        return;
+                    }
+                }
+            }
+            if filled == 0 {
+                return;
+            }
+            block.truncate(filled);
+            let eof = filled < INPUT_BLOCK;
+            if tx.send(Block::Data(block)).is_err() || eof {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Binds the client socket: non-blocking, large buffers.
+pub fn bind_socket(bind: SocketAddr) -> Result<UdpSocket, SendError> {
+    let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(io_err("cannot create UDP socket"))?;
+    // Best effort: the OS may cap these; a smaller buffer only costs speed.
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    socket
+        .bind(&bind.into())
+        .map_err(io_err(format!("cannot bind UDP {bind}")))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(io_err("cannot make the socket non-blocking"))?;
+    Ok(socket.into())
+}
+
+/// Waits until the socket is readable (or writable, if `want_write`) or `timeout` passes.
+#[allow(unsafe_code)] // poll(2): std has no way to wait for readability with a timeout on a non-blocking socket
+fn wait(socket: &UdpSocket, want_write: bool, timeout: Duration) -> Result<(), SendError> {
+    let events = libc::POLLIN | if want_write { libc::POLLOUT } else { 0 };
+    let mut fds = [libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events,
+        revents: 0,
+    }];
+    // Round up: waking a little late is fine, spinning on a 0 ms timeout is not.
+    let millis = timeout.as_micros().div_ceil(1000).min(1000) as libc::c_int;
+    // SAFETY: `fds` is a valid, exclusively borrowed array of one initialised pollfd for the whole call, and the
+    // length passed is its length; the fd stays open because `socket` is borrowed for the call.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(SendError::Io {
+                context: "poll".into(),
+                source: e,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Recoverable send/receive errors on a UDP socket: ICMP port unreachable from an earlier datagram (the receiver
+/// is not up yet, or restarted) and transient buffer shortage. The protocol's retransmission handles them.
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+    ) || e.raw_os_error() == Some(libc::ENOBUFS)
+}
+
+/// The first 512 bytes of `block`, if they are a FreeBSD kernel dump header with good parity.
+pub fn leading_kdh(block: &[u8]) -> Option<[u8; 512]> {
+    let hdr: [u8; 512] = block.get(..512)?.try_into().ok()?;
+    let repr = sealdump_wire::kdh::Repr::parse(&hdr).ok()?;
+    repr.parity_ok.then_some(hdr)
+}
+
+/// Runs one dump: reads `input` to EOF and sends it. `on_progress` sees every progress report.
+pub fn send(
+    config: &SendConfig,
+    input: Box<dyn Read + Send>,
+    kdh: Option<[u8; 512]>,
+    on_progress: &mut dyn FnMut(&Stats),
+) -> Result<Outcome, SendError> {
+    let socket = bind_socket(config.bind)?;
+    send_on(&socket, config, spawn_reader(input), kdh, on_progress)
+}
+
+/// Builds the sealed-mode recipients: HPKE for X25519 keys (done by client-core), one pre-wrapped RSA-OAEP body per
+/// RSA key, all around the same dump key.
+fn rsa_pool(
+    recipients: &[PublicKey],
+) -> Result<Option<crate::hosted::shim::rsa_wrap::PrewrappedKey>, SendError> {
+    if !recipients.iter().any(|k| matches!(k, PublicKey::Rsa(_))) {
+        return Ok(None);
+    }
+    let mut pool = crate::hosted::shim::rsa_wrap::prewrap_pool(recipients, 1)
+        .map_err(|e| SendError::Wrap(e.to_string()))?;
+    pool.pop()
+        .map(Some)
+        .ok_or_else(|| SendError::Wrap("empty pre-wrapped pool".into()))
+}
+
+fn send_on(
+    socket: &UdpSocket,
+    config: &SendConfig,
+    input: mpsc::Receiver<Block>,
+    kdh: Option<[u8; 512]>,
+    on_progress: &mut dyn FnMut(&Stats),
+) -> Result<Outcome, SendError> {
+    // Sealed-mode material must outlive the client, which borrows it.
+    let prewrapped = match &config.security {
+        Security::Sealed { recipients, .. } => rsa_pool(recipients)?,
+        Security::Plain => None,
+    };
+    let mut seal_recipients: Vec<seal::Recipient<'_>> = Vec::new();
+    if let Security::Sealed { recipients, .. } = &config.security {
+        for key in recipients {
+            match key {
+                PublicKey::X25519(public) => {
+                    seal_recipients.push(seal::Recipient::X25519 { public: *public })
+                }
+                PublicKey::Rsa(_) => {
+                    let key_id = key.key_id();
+                    let (kind, id, body) = prewrapped
+                        .as_ref()
+                        .and_then(|p| p.stanzas.iter().find(|(_, id, _)| *id == key_id))
+                        .ok_or_else(|| {
+                            SendError::Wrap(format!("no pre-wrapped stanza for {}", hex::encode(key_id)))
+                        })?;
+                    seal_recipients.push(seal::Recipient::Prewrapped {
+                        kind: *kind,
+                        key_id: *id,
+                        body,
+                    });
+                }
+            }
+        }
+    }
+    let (mode, chunk_shift) = match &config.security {
+        Security::Plain => (Mode::Plain, 16),
+        Security::Sealed {
+            aead,
+            chunk_shift,
+            metadata,
+            ..
+        } => {
+            let params = seal::Params {
+                aead: *aead,
+                chunk_shift: *chunk_shift,
+                compression: 0,
+                time: unix_time(),
+            };
+            let metadata = seal::Metadata {
+                hostname: &metadata.hostname,
+                kernel_version: &metadata.kernel_version,
+                panic_string: &metadata.panic_string,
+                architecture: &metadata.architecture,
+                expected_length: metadata.expected_length,
+                host_uuid: metadata.host_uuid,
+            };
+            let dump_key = prewrapped.as_ref().map(|p| DumpKey::from_bytes(*p.dk.as_bytes()));
+            (
+                Mode::Sealed {
+                    params,
+                    recipients: &seal_recipients,
+                    dump_key,
+                    metadata,
+                },
+                *chunk_shift,
+            )
+        }
+    };
+
+    let slot_len = sealdump_wire::netdump::HEADER_LEN + config.payload_size;
+    let chunk_size = 1usize << chunk_shift;
+    let mut slots = vec![0u8; config.window * slot_len];
+    let mut slot_state = vec![SlotState::EMPTY; config.window];
+    let mut chunk = vec![0u8; chunk_size + sealdump_crypto::TAG_LEN];
+    let mut header = vec![0u8; core::HEADER_BUFFER_LEN];
+    let buffers = Buffers {
+        slots: &mut slots,
+        slot_len,
+        slot_state: &mut slot_state,
+        chunk: &mut chunk,
+        header: &mut header,
+    };
+    let client_config = Config {
+        server: config.server,
+        herald_path: &config.herald_path,
+        payload_size: config.payload_size,
+        window: config.window,
+        give_up_after: config.give_up_after,
+        mode,
+    };
+
+    let clock = std::time::Instant::now();
+    let now = || core::Instant::from_micros(clock.elapsed().as_micros() as u64);
+    let mut rng = rand::rng();
+    let mut client =
+        Client::new(client_config, buffers, &mut rng, now()).map_err(|e| SendError::Client(e.to_string()))?;
+
+    let mut tx_buf = vec![0u8; slot_len.max(core::HEADER_BUFFER_LEN + 64)];
+    let mut rx_buf = vec![0u8; 65_536];
+    // A datagram `poll_transmit` produced that the socket would not take yet: (length, destination).
+    let mut stalled: Option<(usize, SocketAddr)> = None;
+    let mut pending: Option<(Vec<u8>, usize)> = None;
+    let mut input_open = true;
+    let mut read_error: Option<io::Error> = None;
+
+    loop {
+        let mut busy = false;
+
+        loop {
+            match socket.recv_from(&mut rx_buf) {
+                Ok((n, from)) => {
+                    client.handle_datagram(now(), from, &rx_buf[..n]);
+                    busy = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted || transient(&e) => {}
+                Err(e) => {
+                    return Err(SendError::Io {
+                        context: "receive".into(),
+                        source: e,
+                    });
+                }
+            }
+        }
+
+        let t = now();
+        if client.poll_timeout().is_some_and(|deadline| deadline <= t) {
+            client.handle_timeout(t);
+            busy = true;
+        }
+
+        while input_open {
+            if pending.is_none() {
+                match input.try_recv() {
+                    Ok(Block::Data(block)) => pending = Some((block, 0)),
+                    Ok(Block::Error(e)) => {
+                        read_error = Some(e);
+                        input_open = false;
+                        client.abort();
+                        busy = true;
+                    }
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        input_open = false;
+                        client.finish(kdh.as_ref());
+                        busy = true;
+                    }
+                }
+            }
+            let Some((block, pos)) = pending.as_mut() else {
+                continue;
+            };
+            let taken = client.write(&block[*pos..]);
+            *pos += taken;
+            if *pos == block.len() {
+                pending = None;
+            }
+            if taken == 0 {
+                break;
+            }
+            busy = true;
+        }
+
+        if let Some((len, to)) = stalled {
+            match socket.send_to(&tx_buf[..len], to) {
+                Ok(_) => stalled = None,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted || transient(&e) => stalled = None,
+                Err(e) => {
+                    return Err(SendError::Io {
+                        context: format!("send to {to}"),
+                        source: e,
+                    });
+                }
+            }
+        }
+        if stalled.is_none() {
+            let t = now();
+            while let Some(transmit) = client.poll_transmit(t, &mut tx_buf) {
+                busy = true;
+                match socket.send_to(&tx_buf[..transmit.len], transmit.destination) {
+                    Ok(_) => {}
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock
+                            || e.kind() == io::ErrorKind::Interrupted =>
+                    {
+                        stalled = Some((transmit.len, transmit.destination));
+                        break;
+                    }
+                    // Lost like any datagram; retransmission recovers it.
+                    Err(e) if transient(&e) => {}
+                    Err(e) => {
+                        return Err(SendError::Io {
+                            context: format!("send to {}", transmit.destination),
+                            source: e,
+                        });
+                    }
+                }
+            }
+        }
+
+        while let Some(event) = client.poll_event() {
+            match event {
+                Event::Connected { .. } => {}
+                Event::Progress(stats) => on_progress(&stats),
+                Event::Done(stats) => {
+                    on_progress(&stats);
+                    return Ok(match read_error {
+                        Some(e) => Outcome::InputFailed(e),
+                        None => Outcome::Done(stats),
+                    });
+                }
+                Event::Failed(reason) => {
+                    return Ok(match read_error {
+                        Some(e) => Outcome::InputFailed(e),
+                        None => Outcome::Failed(format!("{reason}")),
+                    });
+                }
+            }
+        }
+
+        if !busy {
+            let t = now().as_micros();
+            let until_timer = client.poll_timeout().map_or(Duration::from_millis(50), |d| {
+                Duration::from_micros(d.as_micros().saturating_sub(t))
+            });
+            // While waiting for input that has not arrived yet, look again soon.
+            let cap = if input_open && pending.is_none() {
+                Duration::from_millis(1)
+            } else {
+                Duration::from_millis(50)
+            };
+            wait(socket, stalled.is_some(), until_timer.min(cap))?;
+        }
+    }
+}
+
+fn unix_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
