@@ -1,0 +1,964 @@
+//! The client state machine: ring of packet slots, transport (RTT, loss detection, AIMD) and the sealing
+//! pipeline in front of it.
+
+use core::time::Duration;
+
+use rand_core::CryptoRng;
+use sealdump_wire::kdh;
+use sealdump_wire::netdump::{self, HEADER_LEN, MessageType};
+
+use crate::congestion::Aimd;
+use crate::rtt::RttEstimator;
+use crate::seal::{self, ChunkSealer, Trailer, TrailerStatus};
+use crate::slot::{SlotState, Status};
+use crate::{
+    Buffers, Config, Error, Event, FailReason, HEADER_BUFFER_LEN, Instant, MAX_HERALD_PATH, MAX_PAYLOAD_SIZE,
+    MIN_PAYLOAD_SIZE, Mode, SocketAddr, Stats, TAG_LEN, Transmit,
+};
+
+/// A packet is lost once a packet sent this many transmissions after it has been acked (fast retransmit after
+/// three later acks, as TCP's three duplicate acks and QUIC's packet threshold).
+const PACKET_THRESHOLD: u64 = 3;
+/// Length of a sealed trailer record on the wire.
+const TRAILER_RECORD_LEN: usize = seal::TRAILER_PLAINTEXT_LEN + TAG_LEN;
+/// Seqno of the herald; the ring starts right after it.
+const HERALD_SEQ: u64 = 1;
+
+/// Where the producer side is.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+enum Stage {
+    /// Sealed mode: cutting the seal header into EKCD_KEY messages; `pos` bytes are queued.
+    Key { pos: usize },
+    /// Accepting dump bytes.
+    Writing,
+    /// `finish`/`abort` was called: seal the partial chunk, build the trailer.
+    SealLast,
+    /// Queueing the trailer record; `pos` bytes are queued.
+    Trailer { pos: usize },
+    /// Closing the partly filled last VMCORE message.
+    Flush,
+    /// Queueing the (redacted) kernel dump header.
+    Kdh,
+    /// Queueing FINISHED.
+    Fin,
+    /// Everything is queued; waiting for acks.
+    Drain,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+enum End {
+    Finish,
+    Abort,
+}
+
+/// The VMCORE message being filled at the ring's `next_alloc`.
+#[derive(Copy, Clone, Debug)]
+struct Fill {
+    len: usize,
+    offset: u64,
+}
+
+/// The packet ring: slot storage and the sequence pointers.
+///
+/// Sequence numbers are 64-bit internally (the wire carries the low 32 bits); seq `s` lives in slot
+/// `s % slots`, so at most `slots` packets exist between the oldest unacked one and the newest.
+/// `[base, next_send)` were sent at least once, `[next_send, next_alloc)` wait for their first send, and
+/// `fill` (if any) is being built at `next_alloc`.
+struct Ring<'a> {
+    slots: &'a mut [u8],
+    states: &'a mut [SlotState],
+    slot_len: usize,
+    payload_size: usize,
+    base: u64,
+    next_send: u64,
+    next_alloc: u64,
+    fill: Option<Fill>,
+    /// Record-stream bytes queued so far (the offset of the next VMCORE byte).
+    stream_len: u64,
+}
+
+impl Ring<'_> {
+    fn size(&self) -> u64 {
+        self.states.len() as u64
+    }
+
+    fn index(&self, seq: u64) -> usize {
+        (seq % self.size()) as usize
+    }
+
+    fn has_free_slot(&self) -> bool {
+        self.next_alloc - self.base < self.size()
+    }
+
+    fn packet(&self, index: usize) -> &[u8] {
+        let start = index * self.slot_len;
+        &self.slots[start..start + self.slot_len]
+    }
+
+    fn packet_mut(&mut self, index: usize) -> &mut [u8] {
+        let start = index * self.slot_len;
+        &mut self.slots[start..start + self.slot_len]
+    }
+
+    fn queue(&mut self, index: usize, msg_type: MessageType, seq: u64, len: usize) {
+        self.states[index] = SlotState {
+            status: Status::Queued,
+            msg_type: msg_type as u8,
+            retransmits: 0,
+            len: len as u32,
+            seq,
+            tx: 0,
+            sent_at_us: 0,
+        };
+        self.next_alloc += 1;
+    }
+
+    /// Queues one complete message; `None` if the ring is full.
+    fn alloc_packet(&mut self, msg_type: MessageType, offset: u64, payload: &[u8]) -> Option<u64> {
+        self.close_fill();
+        if !self.has_free_slot() || payload.len() > self.payload_size {
+            return None;
+        }
+        let seq = self.next_alloc;
+        let index = self.index(seq);
+        let buf = self.packet_mut(index);
+        buf[HEADER_LEN..HEADER_LEN + payload.len()].copy_from_slice(payload);
+        netdump::emit_header(buf, msg_type, seq as u32, offset, payload.len() as u32, 0).ok()?;
+        self.queue(index, msg_type, seq, HEADER_LEN + payload.len());
+        Some(seq)
+    }
+
+    /// Appends record-stream bytes as VMCORE payload; returns how many fit.
+    fn push_stream(&mut self, data: &[u8]) -> usize {
+        let mut taken = 0;
+        while taken < data.len() {
+            let fill = match self.fill {
+                Some(fill) => fill,
+                None if self.has_free_slot() => Fill {
+                    len: 0,
+                    offset: self.stream_len,
+                },
+                None => break,
+            };
+            let n = (self.payload_size - fill.len).min(data.len() - taken);
+            let index = self.index(self.next_alloc);
+            let at = HEADER_LEN + fill.len;
+            self.packet_mut(index)[at..at + n].copy_from_slice(&data[taken..taken + n]);
+            taken += n;
+            self.stream_len += n as u64;
+            self.fill = Some(Fill {
+                len: fill.len + n,
+                ..fill
+            });
+            if fill.len + n == self.payload_size {
+                self.close_fill();
+            }
+        }
+        taken
+    }
+
+    /// Turns the partly filled VMCORE message into a queued one.
+    fn close_fill(&mut self) {
+        if let Some(fill) = self.fill.take() {
+            let seq = self.next_alloc;
+            let index = self.index(seq);
+            let buf = self.packet_mut(index);
+            // Cannot fail: fill.len <= payload_size <= MAX_PAYLOAD and the slot holds 24 + payload_size.
+            let _ = netdump::emit_header(
+                buf,
+                MessageType::Vmcore,
+                seq as u32,
+                fill.offset,
+                fill.len as u32,
+                0,
+            );
+            self.queue(index, MessageType::Vmcore, seq, HEADER_LEN + fill.len);
+        }
+    }
+
+    /// Nothing queued or unacked.
+    fn is_empty(&self) -> bool {
+        self.base == self.next_alloc && self.fill.is_none()
+    }
+}
+
+/// A netdump client sending one dump. See the crate docs for the call order.
+pub struct Client<'a> {
+    server: SocketAddr,
+    /// Receiver address and session port, learnt from the herald's ack.
+    session: Option<SocketAddr>,
+    herald_path: &'a [u8],
+    window: usize,
+    give_up_after: Duration,
+    ring: Ring<'a>,
+
+    // Sealing pipeline.
+    sealer: Option<ChunkSealer>,
+    chunk: &'a mut [u8],
+    header: &'a mut [u8],
+    header_len: usize,
+    /// Plaintext bytes in the chunk buffer (not yet sealed).
+    chunk_fill: usize,
+    /// Index of the next chunk to seal.
+    chunk_index: u64,
+    /// Plaintext bytes sealed so far.
+    sealed_total: u64,
+    /// A sealed record `chunk[drain_pos..drain_len]` still to be queued.
+    drain_pos: usize,
+    drain_len: usize,
+    trailer: [u8; TRAILER_RECORD_LEN],
+    architecture: &'a [u8],
+    dump_time: u64,
+
+    stage: Stage,
+    end: Option<End>,
+    kdh: Option<[u8; kdh::KDH_LEN]>,
+    finished_seq: Option<u64>,
+
+    // Transport.
+    in_flight: usize,
+    lost: usize,
+    /// Fast retransmits allowed beyond the congestion window: one per packet declared lost by later acks,
+    /// as TCP resends at once on three duplicate acks (the lost packet has left the network).
+    rexmit_credit: usize,
+    next_tx: u64,
+    largest_acked_tx: Option<u64>,
+    rtt: RttEstimator,
+    cc: Aimd,
+    rto_deadline: Option<Instant>,
+    last_progress: Instant,
+    herald_due: Instant,
+    herald_sent_at: Instant,
+    herald_sends: u32,
+
+    // Events.
+    connected_pending: bool,
+    progress_pending: bool,
+    outcome: Option<Event>,
+    outcome_reported: bool,
+    stats: Stats,
+}
+
+impl core::fmt::Debug for Client<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Client")
+            .field("server", &self.server)
+            .field("session", &self.session)
+            .field("sealed", &self.sealer.is_some())
+            .field("stage", &self.stage)
+            .field("base", &self.ring.base)
+            .field("next_send", &self.ring.next_send)
+            .field("next_alloc", &self.ring.next_alloc)
+            .field("in_flight", &self.in_flight)
+            .field("lost", &self.lost)
+            .field("ssthresh", &self.cc.ssthresh())
+            .field("stats", &self.stats())
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Client<'a> {
+    /// Starts a dump at `now`: validates the buffers, draws the dump key (unless given) and dump id from
+    /// `rng`, writes the seal header and queues it; the herald goes out on the first `poll_transmit`.
+    pub fn new<R: CryptoRng>(
+        config: Config<'a>,
+        buffers: Buffers<'a>,
+        rng: &mut R,
+        now: Instant,
+    ) -> Result<Self, Error> {
+        if !(MIN_PAYLOAD_SIZE..=MAX_PAYLOAD_SIZE).contains(&config.payload_size) {
+            return Err(Error::PayloadSize);
+        }
+        let slot_count = buffers.slot_state.len();
+        if slot_count < 2 || config.window == 0 || config.window > slot_count {
+            return Err(Error::Window);
+        }
+        let needed = slot_count
+            .checked_mul(buffers.slot_len)
+            .ok_or(Error::SlotBuffer)?;
+        if buffers.slot_len < HEADER_LEN + config.payload_size || buffers.slots.len() < needed {
+            return Err(Error::SlotBuffer);
+        }
+        if config.herald_path.len() > MAX_HERALD_PATH
+            || config.herald_path.len() + 1 > config.payload_size
+            || config.herald_path.contains(&0)
+        {
+            return Err(Error::HeraldPath);
+        }
+        buffers.slot_state.fill(SlotState::EMPTY);
+
+        let mut sealer = None;
+        let mut header_len = 0;
+        let mut architecture: &'a [u8] = &[];
+        let mut dump_time = 0;
+        if let Mode::Sealed {
+            params,
+            recipients,
+            dump_key,
+            metadata,
+        } = config.mode
+        {
+            if buffers.header.len() < HEADER_BUFFER_LEN {
+                return Err(Error::HeaderBuffer);
+            }
+            let dk = match dump_key {
+                Some(dk) => dk,
+                None => seal::DumpKey::generate(rng),
+            };
+            let mut dump_id = [0u8; 16];
+            rng.fill_bytes(&mut dump_id);
+            let (len, s) = seal::write_header(
+                &mut buffers.header[..HEADER_BUFFER_LEN],
+                &params,
+                &dk,
+                dump_id,
+                recipients,
+                &metadata,
+                rng,
+            )
+            .map_err(Error::Crypto)?;
+            if buffers.chunk.len() < s.chunk_size() + TAG_LEN {
+                return Err(Error::ChunkBuffer);
+            }
+            header_len = len;
+            sealer = Some(s);
+            architecture = metadata.architecture;
+            dump_time = params.time;
+        }
+
+        let window = config.window;
+        let mut client = Client {
+            server: config.server,
+            session: None,
+            herald_path: config.herald_path,
+            window,
+            give_up_after: config.give_up_after,
+            ring: Ring {
+                slots: buffers.slots,
+                states: buffers.slot_state,
+                slot_len: buffers.slot_len,
+                payload_size: config.payload_size,
+                base: HERALD_SEQ + 1,
+                next_send: HERALD_SEQ + 1,
+                next_alloc: HERALD_SEQ + 1,
+                fill: None,
+                stream_len: 0,
+            },
+            stage: if sealer.is_some() {
+                Stage::Key { pos: 0 }
+            } else {
+                Stage::Writing
+            },
+            sealer,
+            chunk: buffers.chunk,
+            header: buffers.header,
+            header_len,
+            chunk_fill: 0,
+            chunk_index: 0,
+            sealed_total: 0,
+            drain_pos: 0,
+            drain_len: 0,
+            trailer: [0; TRAILER_RECORD_LEN],
+            architecture,
+            dump_time,
+            end: None,
+            kdh: None,
+            finished_seq: None,
+            in_flight: 0,
+            lost: 0,
+            rexmit_credit: 0,
+            next_tx: 0,
+            largest_acked_tx: None,
+            rtt: RttEstimator::new(),
+            cc: Aimd::new(window as u32),
+            rto_deadline: None,
+            last_progress: now,
+            herald_due: now,
+            herald_sent_at: now,
+            herald_sends: 0,
+            connected_pending: false,
+            progress_pending: false,
+            outcome: None,
+            outcome_reported: false,
+            stats: Stats::default(),
+        };
+        client.pump();
+        Ok(client)
+    }
+
+    /// Length of the seal header sent as EKCD_KEY (0 in plain mode).
+    pub fn header_len(&self) -> usize {
+        self.header_len
+    }
+
+    /// The seal header sent as EKCD_KEY (empty in plain mode).
+    pub fn seal_header(&self) -> &[u8] {
+        &self.header[..self.header_len]
+    }
+
+    /// Record-stream bytes queued so far (= the receiver's vmcore file length once all is acked).
+    pub fn stream_len(&self) -> u64 {
+        self.ring.stream_len
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            srtt_us: self.rtt.srtt_us(),
+            cwnd: self.cc.window(),
+            ..self.stats
+        }
+    }
+
+    /// Whether `Done` or `Failed` has happened (nothing more will be sent).
+    pub fn is_closed(&self) -> bool {
+        self.outcome.is_some()
+    }
+
+    /// Takes as many dump bytes as fit now and returns that count; 0 means the window (or, sealed, the chunk
+    /// pipeline) is full until acks arrive, or `finish`/`abort` was already called.
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        if self.outcome.is_some() || self.end.is_some() {
+            return 0;
+        }
+        self.pump();
+        if self.stage != Stage::Writing {
+            return 0;
+        }
+        let taken = if self.sealer.is_none() {
+            self.ring.push_stream(data)
+        } else {
+            let chunk_size = self.chunk_size();
+            let mut taken = 0;
+            while taken < data.len() && self.drain_pos >= self.drain_len {
+                let n = (chunk_size - self.chunk_fill).min(data.len() - taken);
+                self.chunk[self.chunk_fill..self.chunk_fill + n].copy_from_slice(&data[taken..taken + n]);
+                self.chunk_fill += n;
+                taken += n;
+                if self.chunk_fill == chunk_size {
+                    if !self.seal_chunk() {
+                        break;
+                    }
+                    self.pump();
+                }
+            }
+            taken
+        };
+        self.stats.bytes_written += taken as u64;
+        taken
+    }
+
+    /// Ends the dump: seals the last chunk and the trailer, then queues the kernel dump header and FINISHED.
+    /// Sealed mode sends a redacted header built from `kdh` (magic, architecture, dump time kept; lengths of
+    /// the record stream; no hostname, version or panic string). Plain mode sends `kdh` unchanged, or a
+    /// minimal header if `None`. `Event::Done` follows when FINISHED is acked.
+    pub fn finish(&mut self, kdh: Option<&[u8; kdh::KDH_LEN]>) {
+        if self.end.is_some() || self.outcome.is_some() {
+            return;
+        }
+        self.kdh = kdh.copied();
+        self.end = Some(End::Finish);
+        self.pump();
+    }
+
+    /// Abandons the dump: sealed mode seals what was written and an authentic "aborted" trailer; everything
+    /// queued is delivered, then `Event::Failed(Aborted)`. No kernel dump header, no FINISHED (as FreeBSD
+    /// does on a failed dump), so the receiver records an incomplete dump.
+    pub fn abort(&mut self) {
+        if self.end.is_some() || self.outcome.is_some() {
+            return;
+        }
+        self.end = Some(End::Abort);
+        self.pump();
+    }
+
+    fn chunk_size(&self) -> usize {
+        self.sealer.as_ref().map_or(0, ChunkSealer::chunk_size)
+    }
+
+    fn fail(&mut self, reason: FailReason) {
+        if self.outcome.is_none() {
+            self.outcome = Some(Event::Failed(reason));
+            self.rto_deadline = None;
+        }
+    }
+
+    /// Seals the chunk buffer in place and schedules it for queueing. False (and the dump failed) on error.
+    fn seal_chunk(&mut self) -> bool {
+        let Some(sealer) = self.sealer.as_ref() else {
+            return false;
+        };
+        let len = self.chunk_fill;
+        match sealer.seal_chunk(self.chunk_index, &mut self.chunk[..len]) {
+            Ok(tag) => {
+                self.chunk[len..len + TAG_LEN].copy_from_slice(&tag);
+                self.drain_pos = 0;
+                self.drain_len = len + TAG_LEN;
+                self.chunk_fill = 0;
+                self.chunk_index += 1;
+                self.sealed_total += len as u64;
+                true
+            }
+            Err(e) => {
+                self.fail(FailReason::Crypto(e));
+                false
+            }
+        }
+    }
+
+    /// Moves pending producer work (sealed record, header, trailer, KDH, FINISHED) into free slots.
+    fn pump(&mut self) {
+        loop {
+            if self.outcome.is_some() {
+                return;
+            }
+            if self.drain_pos < self.drain_len {
+                self.drain_pos += self.ring.push_stream(&self.chunk[self.drain_pos..self.drain_len]);
+                if self.drain_pos < self.drain_len {
+                    return;
+                }
+            }
+            match self.stage {
+                Stage::Key { pos } => {
+                    if pos >= self.header_len {
+                        self.stage = Stage::Writing;
+                        continue;
+                    }
+                    let end = (pos + self.ring.payload_size).min(self.header_len);
+                    if self
+                        .ring
+                        .alloc_packet(MessageType::EkcdKey, pos as u64, &self.header[pos..end])
+                        .is_none()
+                    {
+                        return;
+                    }
+                    self.stage = Stage::Key { pos: end };
+                }
+                Stage::Writing => {
+                    if self.end.is_none() {
+                        return;
+                    }
+                    self.stage = Stage::SealLast;
+                }
+                Stage::SealLast => {
+                    if self.sealer.is_some() {
+                        if self.chunk_fill > 0 && !self.seal_chunk() {
+                            return;
+                        }
+                        if !self.seal_trailer() {
+                            return;
+                        }
+                        self.stage = Stage::Trailer { pos: 0 };
+                    } else {
+                        self.stage = Stage::Flush;
+                    }
+                }
+                Stage::Trailer { pos } => {
+                    let pos = pos + self.ring.push_stream(&self.trailer[pos..]);
+                    if pos < TRAILER_RECORD_LEN {
+                        self.stage = Stage::Trailer { pos };
+                        return;
+                    }
+                    self.stage = Stage::Flush;
+                }
+                Stage::Flush => {
+                    self.ring.close_fill();
+                    self.stage = if self.end == Some(End::Abort) {
+                        Stage::Drain
+                    } else {
+                        Stage::Kdh
+                    };
+                }
+                Stage::Kdh => {
+                    let header = self.kdh_to_send();
+                    if self.ring.alloc_packet(MessageType::Kdh, 0, &header).is_none() {
+                        return;
+                    }
+                    self.stage = Stage::Fin;
+                }
+                Stage::Fin => {
+                    let Some(seq) = self.ring.alloc_packet(MessageType::Finished, 0, &[]) else {
+                        return;
+                    };
+                    self.finished_seq = Some(seq);
+                    self.stage = Stage::Drain;
+                }
+                Stage::Drain => {
+                    if self.end == Some(End::Abort) && self.ring.is_empty() {
+                        self.fail(FailReason::Aborted);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn seal_trailer(&mut self) -> bool {
+        let Some(sealer) = self.sealer.as_ref() else {
+            return false;
+        };
+        let status = if self.end == Some(End::Abort) {
+            TrailerStatus::Aborted
+        } else {
+            TrailerStatus::Complete
+        };
+        let trailer = Trailer {
+            total_len: self.sealed_total,
+            chunk_count: self.chunk_index,
+            status,
+        };
+        match sealer.seal_trailer(&trailer, &mut self.trailer) {
+            Ok(()) => true,
+            Err(e) => {
+                self.fail(FailReason::Crypto(e));
+                false
+            }
+        }
+    }
+
+    /// The kernel dump header for the KDH message (see [`Client::finish`]).
+    fn kdh_to_send(&self) -> [u8; kdh::KDH_LEN] {
+        let mut out = [0u8; kdh::KDH_LEN];
+        if self.sealer.is_none()
+            && let Some(raw) = self.kdh
+        {
+            return raw;
+        }
+        let given = self.kdh.as_ref().and_then(|raw| kdh::Repr::parse(&raw[..]).ok());
+        let mut repr = kdh::Repr {
+            magic: given.as_ref().map_or(kdh::Magic::Kernel, |g| g.magic),
+            architecture: given.as_ref().map_or(self.architecture, |g| g.architecture),
+            version: kdh::CURRENT_VERSION,
+            architecture_version: given.as_ref().map_or(0, |g| g.architecture_version),
+            dump_length: self.ring.stream_len,
+            dump_time: given.as_ref().map_or(self.dump_time, |g| g.dump_time),
+            dump_key_size: self.header_len as u32,
+            block_size: kdh::NETDUMP_BLOCK_SIZE,
+            hostname: &[],
+            version_string: &[],
+            panic_string: &[],
+            compression: 0,
+            dump_extent: self.ring.stream_len,
+            parity_ok: true,
+        };
+        if repr.emit(&mut out).is_err() {
+            // Only an over-long architecture name can be refused; send the header without it.
+            repr.architecture = &[];
+            let _ = repr.emit(&mut out);
+        }
+        out
+    }
+
+    /// Feeds a received datagram. Only exactly-4-byte acks from the receiver count; anything else is ignored.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        if self.outcome.is_some() {
+            return;
+        }
+        let Ok(ack) = sealdump_wire::ack::Repr::parse(data) else {
+            return;
+        };
+        match self.session {
+            None => {
+                // The first ack of the herald names the session port (netdumpd answers from a new socket).
+                if from.ip() != self.server.ip()
+                    || u64::from(ack.seqno) != HERALD_SEQ
+                    || self.herald_sends == 0
+                {
+                    return;
+                }
+                self.session = Some(from);
+                self.connected_pending = true;
+                if self.herald_sends == 1 {
+                    self.rtt.on_sample(now - self.herald_sent_at);
+                }
+                self.last_progress = now;
+            }
+            Some(session) if session == from => self.on_ack(now, ack.seqno),
+            Some(_) => {}
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, seqno: u32) {
+        let ring = &mut self.ring;
+        let seq = ring.base + u64::from(seqno.wrapping_sub(ring.base as u32));
+        if seq >= ring.next_send {
+            return;
+        }
+        let index = ring.index(seq);
+        let slot = ring.states[index];
+        if slot.seq != seq {
+            return;
+        }
+        match slot.status {
+            Status::InFlight => self.in_flight -= 1,
+            Status::Lost => self.lost -= 1,
+            _ => return,
+        }
+        ring.states[index].status = Status::Acked;
+        if slot.retransmits == 0 {
+            // Karn: only packets sent once give an unambiguous RTT and order.
+            self.rtt.on_sample(now - Instant::from_micros(slot.sent_at_us));
+            self.largest_acked_tx = Some(self.largest_acked_tx.map_or(slot.tx, |t| t.max(slot.tx)));
+        }
+        self.cc.on_ack(slot.tx);
+        if slot.msg_type == MessageType::Vmcore as u8 {
+            self.stats.bytes_acked += u64::from(slot.len) - HEADER_LEN as u64;
+        }
+        self.last_progress = now;
+        self.progress_pending = true;
+        while ring.base < ring.next_send {
+            let i = ring.index(ring.base);
+            if ring.states[i].status != Status::Acked {
+                break;
+            }
+            ring.states[i] = SlotState::EMPTY;
+            ring.base += 1;
+        }
+        // RFC 6298 §5.3: restart the timer when new data is acked.
+        self.rto_deadline = (self.in_flight > 0).then(|| now + self.rtt.rto());
+        self.detect_losses();
+        if Some(seq) == self.finished_seq {
+            self.outcome = Some(Event::Done(self.stats()));
+            self.rto_deadline = None;
+            return;
+        }
+        self.pump();
+    }
+
+    /// Marks as lost every in-flight packet sent [`PACKET_THRESHOLD`] transmissions before the newest acked.
+    fn detect_losses(&mut self) {
+        let Some(largest) = self.largest_acked_tx else {
+            return;
+        };
+        let ring = &mut self.ring;
+        let mut seq = ring.base;
+        while seq < ring.next_send {
+            let index = ring.index(seq);
+            let slot = ring.states[index];
+            if slot.status == Status::InFlight {
+                if slot.tx + PACKET_THRESHOLD <= largest {
+                    ring.states[index].status = Status::Lost;
+                    self.in_flight -= 1;
+                    self.lost += 1;
+                    self.rexmit_credit += 1;
+                    self.cc.on_loss(slot.tx, self.next_tx);
+                } else if slot.retransmits == 0 {
+                    // First transmissions go out in seq order, so every later one is newer still.
+                    break;
+                }
+            }
+            seq += 1;
+        }
+    }
+
+    /// Feeds the passage of time; call when [`Client::poll_timeout`] is reached.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.outcome.is_some() {
+            return;
+        }
+        self.check_give_up(now);
+        if let Some(deadline) = self.rto_deadline
+            && now >= deadline
+            && self.outcome.is_none()
+        {
+            self.on_rto(now);
+        }
+    }
+
+    fn on_rto(&mut self, now: Instant) {
+        let rto_us = self.rtt.rto().as_micros() as u64;
+        let ring = &mut self.ring;
+        let mut marked = false;
+        let mut earliest: Option<u64> = None;
+        for seq in ring.base..ring.next_send {
+            let index = ring.index(seq);
+            let slot = ring.states[index];
+            if slot.status != Status::InFlight {
+                continue;
+            }
+            if slot.sent_at_us.saturating_add(rto_us) <= now.as_micros() {
+                ring.states[index].status = Status::Lost;
+                self.in_flight -= 1;
+                self.lost += 1;
+                marked = true;
+            } else {
+                earliest = Some(earliest.map_or(slot.sent_at_us, |e| e.min(slot.sent_at_us)));
+            }
+        }
+        if marked {
+            self.rexmit_credit = 0;
+            self.cc.on_timeout(self.next_tx);
+            self.rtt.backoff();
+        }
+        // Restarted by the next send if nothing is left in flight.
+        self.rto_deadline = earliest.map(|t| Instant::from_micros(t) + self.rtt.rto());
+    }
+
+    /// Whether the give-up deadline is armed: the herald is unanswered or sent packets wait for acks.
+    /// (Packets only queued wait for the caller or the window, not for the receiver.)
+    fn awaiting_acks(&self) -> bool {
+        self.session.is_none() || self.ring.base < self.ring.next_send
+    }
+
+    fn check_give_up(&mut self, now: Instant) {
+        if self.awaiting_acks() && now >= self.last_progress + self.give_up_after {
+            let reason = if self.session.is_none() {
+                FailReason::NoServer
+            } else {
+                FailReason::Timeout
+            };
+            self.fail(reason);
+        }
+    }
+
+    /// The next instant at which [`Client::handle_timeout`] must be called (then `poll_transmit`); `None`
+    /// when the client waits only for the caller (more data) or has ended.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.outcome.is_some() {
+            return None;
+        }
+        let mut next = self.rto_deadline;
+        if self.session.is_none() {
+            next = Some(next.map_or(self.herald_due, |t| t.min(self.herald_due)));
+        }
+        if self.awaiting_acks() {
+            let give_up = self.last_progress + self.give_up_after;
+            next = Some(next.map_or(give_up, |t| t.min(give_up)));
+        }
+        next
+    }
+
+    /// Writes the next datagram to send into `buf` (which must hold `24 + payload_size` bytes) and says where
+    /// it goes; `None` when nothing may be sent now. Call repeatedly until `None`.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if self.outcome.is_some() {
+            return None;
+        }
+        self.check_give_up(now);
+        if self.outcome.is_some() {
+            return None;
+        }
+        let Some(session) = self.session else {
+            return self.transmit_herald(now, buf);
+        };
+        let limit = (self.cc.window() as usize).min(self.window);
+        let use_credit = self.in_flight >= limit;
+        if use_credit && (self.rexmit_credit == 0 || self.lost == 0) {
+            return None;
+        }
+        let seq = self.next_to_send(use_credit)?;
+        let ring = &mut self.ring;
+        let index = ring.index(seq);
+        let slot = ring.states[index];
+        let len = slot.len as usize;
+        let out = buf.get_mut(..len)?;
+        out.copy_from_slice(&ring.packet(index)[..len]);
+
+        let pipe_was_empty = self.in_flight == 0 && self.lost == 0;
+        if slot.status == Status::Lost {
+            self.lost -= 1;
+            self.rexmit_credit = self.rexmit_credit.saturating_sub(1);
+            self.stats.retransmits += 1;
+        } else {
+            ring.next_send = seq + 1;
+        }
+        ring.states[index] = SlotState {
+            status: Status::InFlight,
+            retransmits: slot
+                .retransmits
+                .saturating_add(u16::from(slot.status == Status::Lost)),
+            tx: self.next_tx,
+            sent_at_us: now.as_micros(),
+            ..slot
+        };
+        self.next_tx += 1;
+        self.in_flight += 1;
+        self.stats.packets_sent += 1;
+        if pipe_was_empty {
+            // Waiting for the caller's data is not the receiver's fault: the deadline counts from here.
+            self.last_progress = now;
+        }
+        if self.rto_deadline.is_none() {
+            self.rto_deadline = Some(now + self.rtt.rto());
+        }
+        Some(Transmit {
+            destination: session,
+            len,
+        })
+    }
+
+    /// Lost packets first (oldest first), then new ones in order; FINISHED only once all else is acked, so
+    /// a receiver never closes the session while data is still missing.
+    fn next_to_send(&self, lost_only: bool) -> Option<u64> {
+        let ring = &self.ring;
+        if self.lost > 0 {
+            let lost =
+                (ring.base..ring.next_send).find(|&s| ring.states[ring.index(s)].status == Status::Lost);
+            if lost.is_some() || lost_only {
+                return lost;
+            }
+        }
+        if lost_only {
+            return None;
+        }
+        if ring.next_send >= ring.next_alloc {
+            return None;
+        }
+        if Some(ring.next_send) == self.finished_seq && ring.base != ring.next_send {
+            return None;
+        }
+        Some(ring.next_send)
+    }
+
+    fn transmit_herald(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if now < self.herald_due {
+            return None;
+        }
+        let path = self.herald_path;
+        let payload_len = if path.is_empty() { 0 } else { path.len() + 1 };
+        let out = buf.get_mut(..HEADER_LEN + payload_len)?;
+        netdump::emit_header(
+            out,
+            MessageType::Herald,
+            HERALD_SEQ as u32,
+            0,
+            payload_len as u32,
+            0,
+        )
+        .ok()?;
+        if payload_len > 0 {
+            out[HEADER_LEN..HEADER_LEN + path.len()].copy_from_slice(path);
+            out[HEADER_LEN + path.len()] = 0;
+        }
+        if self.herald_sends > 0 {
+            self.rtt.backoff();
+            self.stats.retransmits += 1;
+        }
+        self.herald_sends += 1;
+        self.herald_sent_at = now;
+        self.herald_due = now + self.rtt.rto();
+        self.stats.packets_sent += 1;
+        Some(Transmit {
+            destination: self.server,
+            len: HEADER_LEN + payload_len,
+        })
+    }
+
+    /// The next event, if any: `Connected`, then coalesced `Progress`, then once `Done` or `Failed`.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if self.connected_pending {
+            self.connected_pending = false;
+            return self.session.map(|server| Event::Connected { server });
+        }
+        if self.progress_pending {
+            self.progress_pending = false;
+            return Some(Event::Progress(self.stats()));
+        }
+        if !self.outcome_reported && self.outcome.is_some() {
+            self.outcome_reported = true;
+            return self.outcome;
+        }
+        None
+    }
+}

@@ -1,0 +1,148 @@
+//! AIMD congestion window counted in packets (Reno-like, without byte counting).
+//!
+//! Slow start begins at [`INITIAL_CWND`] packets so that a stock netdumpd, which reads through a 128 KiB
+//! socket buffer, is not flooded by a full 256-packet window before any ack comes back. One loss event per
+//! round trip halves the window ("recovery" ends once a packet sent after the reduction is acked); a
+//! retransmission timeout collapses it to [`MIN_CWND`].
+
+/// Packets in flight allowed before the first ack.
+pub const INITIAL_CWND: u32 = 10;
+/// Floor of the window; 4 keeps enough packets in flight for 3 later acks to trigger fast retransmit.
+pub const MIN_CWND: u32 = 4;
+
+/// The congestion controller.
+#[derive(Clone, Copy, Debug)]
+pub struct Aimd {
+    cwnd: u32,
+    ssthresh: u32,
+    /// Acks counted towards the next +1 in congestion avoidance.
+    avoidance_acks: u32,
+    /// Transmissions numbered below this were sent before the last reduction.
+    recovery_start_tx: u64,
+    max: u32,
+}
+
+impl Aimd {
+    /// A controller whose window never exceeds `max` packets.
+    pub fn new(max: u32) -> Self {
+        let max = max.max(1);
+        Self {
+            cwnd: INITIAL_CWND.min(max),
+            ssthresh: max,
+            avoidance_acks: 0,
+            recovery_start_tx: 0,
+            max,
+        }
+    }
+
+    /// Current window in packets.
+    pub fn window(&self) -> u32 {
+        self.cwnd
+    }
+
+    /// Slow-start threshold in packets.
+    pub fn ssthresh(&self) -> u32 {
+        self.ssthresh
+    }
+
+    fn floor(&self) -> u32 {
+        MIN_CWND.min(self.max)
+    }
+
+    /// A packet sent as transmission `tx` was acked.
+    pub fn on_ack(&mut self, tx: u64) {
+        if tx < self.recovery_start_tx {
+            return;
+        }
+        if self.cwnd < self.ssthresh {
+            self.cwnd += 1;
+        } else {
+            self.avoidance_acks += 1;
+            if self.avoidance_acks >= self.cwnd {
+                self.avoidance_acks = 0;
+                self.cwnd += 1;
+            }
+        }
+        self.cwnd = self.cwnd.min(self.max);
+    }
+
+    /// Transmission `tx` was declared lost by later acks; `next_tx` numbers the next transmission.
+    /// Returns whether the window was reduced (once per round trip).
+    pub fn on_loss(&mut self, tx: u64, next_tx: u64) -> bool {
+        if tx < self.recovery_start_tx {
+            return false;
+        }
+        self.cwnd = (self.cwnd / 2).max(self.floor());
+        self.ssthresh = self.cwnd;
+        self.avoidance_acks = 0;
+        self.recovery_start_tx = next_tx;
+        true
+    }
+
+    /// The retransmission timer fired.
+    pub fn on_timeout(&mut self, next_tx: u64) {
+        self.ssthresh = (self.cwnd / 2).max(self.floor());
+        self.cwnd = self.floor();
+        self.avoidance_acks = 0;
+        self.recovery_start_tx = next_tx;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_start_then_linear_growth() {
+        let mut cc = Aimd::new(256);
+        assert_eq!(cc.window(), INITIAL_CWND);
+        for tx in 0..10 {
+            cc.on_ack(tx);
+        }
+        assert_eq!(cc.window(), 20, "one packet per ack in slow start");
+        assert!(cc.on_loss(10, 30));
+        assert_eq!(cc.window(), 10);
+        assert_eq!(cc.ssthresh(), 10);
+        // Acks of packets sent before the reduction don't grow the window.
+        cc.on_ack(20);
+        assert_eq!(cc.window(), 10);
+        // Congestion avoidance: +1 per window's worth of acks.
+        for tx in 30..40 {
+            cc.on_ack(tx);
+        }
+        assert_eq!(cc.window(), 11);
+    }
+
+    #[test]
+    fn one_reduction_per_round_trip() {
+        let mut cc = Aimd::new(256);
+        for tx in 0..40 {
+            cc.on_ack(tx);
+        }
+        assert_eq!(cc.window(), 50);
+        assert!(cc.on_loss(41, 100));
+        assert!(
+            !cc.on_loss(42, 101),
+            "second loss of the same flight is the same event"
+        );
+        assert_eq!(cc.window(), 25);
+        assert!(cc.on_loss(100, 120));
+        assert_eq!(cc.window(), 12);
+    }
+
+    #[test]
+    fn timeout_collapses_and_window_is_capped() {
+        let mut cc = Aimd::new(16);
+        for tx in 0..100 {
+            cc.on_ack(tx);
+        }
+        assert_eq!(cc.window(), 16);
+        cc.on_timeout(100);
+        assert_eq!(cc.window(), MIN_CWND);
+        assert_eq!(cc.ssthresh(), 8);
+        let mut tiny = Aimd::new(2);
+        assert_eq!(tiny.window(), 2);
+        tiny.on_timeout(0);
+        assert_eq!(tiny.window(), 2);
+    }
+}

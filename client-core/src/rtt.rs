@@ -1,0 +1,133 @@
+//! RFC 6298 round-trip estimation and retransmission timeout.
+
+use core::time::Duration;
+
+/// Lower bound of the RTO. RFC 6298 asks for 1 s, which would stall a dump on a LAN for ages; a few
+/// milliseconds still sits well above loopback and LAN round trips plus receiver scheduling jitter.
+pub const MIN_RTO: Duration = Duration::from_millis(5);
+/// Upper bound of the (backed-off) RTO, so a recovering link is retried at least this often.
+pub const MAX_RTO: Duration = Duration::from_secs(2);
+/// RTO before any sample (RFC 6298 §2.1). Only the herald is sent with it.
+pub const INITIAL_RTO: Duration = Duration::from_secs(1);
+/// Clock granularity term `G` of RFC 6298.
+const GRANULARITY_US: u64 = 1_000;
+
+/// Smoothed RTT, RTT variance and the current (possibly backed-off) RTO, all in microseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct RttEstimator {
+    srtt: Option<u64>,
+    rttvar: u64,
+    rto: u64,
+}
+
+impl Default for RttEstimator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl RttEstimator {
+    /// No sample yet: RTO = [`INITIAL_RTO`].
+    pub const fn new() -> Self {
+        Self {
+            srtt: None,
+            rttvar: 0,
+            rto: INITIAL_RTO.as_micros() as u64,
+        }
+    }
+
+    /// Feeds one RTT measurement (taken only from packets sent once: Karn's rule is the caller's).
+    pub fn on_sample(&mut self, sample: Duration) {
+        let r = micros(sample);
+        match self.srtt {
+            None => {
+                self.srtt = Some(r);
+                self.rttvar = r / 2;
+            }
+            Some(srtt) => {
+                // RFC 6298 §2.3 with alpha = 1/8, beta = 1/4; rttvar first, from the old srtt.
+                self.rttvar = (3 * self.rttvar + srtt.abs_diff(r)) / 4;
+                self.srtt = Some((7 * srtt + r) / 8);
+            }
+        }
+        let srtt = self.srtt.unwrap_or(r);
+        let rto = srtt.saturating_add(GRANULARITY_US.max(4 * self.rttvar));
+        self.rto = rto.clamp(micros(MIN_RTO), micros(MAX_RTO));
+    }
+
+    /// Doubles the RTO after a timeout (RFC 6298 §5.5), up to [`MAX_RTO`].
+    pub fn backoff(&mut self) {
+        self.rto = self.rto.saturating_mul(2).min(micros(MAX_RTO));
+    }
+
+    /// Current retransmission timeout.
+    pub fn rto(&self) -> Duration {
+        Duration::from_micros(self.rto)
+    }
+
+    /// Smoothed RTT in microseconds (0 before the first sample).
+    pub fn srtt_us(&self) -> u64 {
+        self.srtt.unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_rto_is_one_second() {
+        let rtt = RttEstimator::new();
+        assert_eq!(rtt.rto(), Duration::from_secs(1));
+        assert_eq!(rtt.srtt_us(), 0);
+    }
+
+    #[test]
+    fn first_sample_sets_srtt_and_half_variance() {
+        let mut rtt = RttEstimator::new();
+        rtt.on_sample(Duration::from_millis(100));
+        assert_eq!(rtt.srtt_us(), 100_000);
+        // rto = srtt + 4 * (srtt / 2) = 3 * srtt
+        assert_eq!(rtt.rto(), Duration::from_millis(300));
+    }
+
+    #[test]
+    fn follows_rfc6298_smoothing() {
+        let mut rtt = RttEstimator::new();
+        rtt.on_sample(Duration::from_millis(100));
+        rtt.on_sample(Duration::from_millis(200));
+        // rttvar = 3/4 * 50 + 1/4 * |100 - 200| = 62.5 ms; srtt = 7/8 * 100 + 1/8 * 200 = 112.5 ms
+        assert_eq!(rtt.srtt_us(), 112_500);
+        assert_eq!(rtt.rto(), Duration::from_micros(112_500 + 4 * 62_500));
+    }
+
+    #[test]
+    fn stable_rtt_converges_to_the_floor() {
+        let mut rtt = RttEstimator::new();
+        for _ in 0..200 {
+            rtt.on_sample(Duration::from_micros(50));
+        }
+        assert_eq!(rtt.srtt_us(), 50);
+        assert_eq!(rtt.rto(), MIN_RTO);
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let mut rtt = RttEstimator::new();
+        rtt.on_sample(Duration::from_millis(10));
+        let base = rtt.rto();
+        rtt.backoff();
+        assert_eq!(rtt.rto(), base * 2);
+        for _ in 0..20 {
+            rtt.backoff();
+        }
+        assert_eq!(rtt.rto(), MAX_RTO);
+        // A fresh sample recomputes the RTO from the estimate (the backoff ends).
+        rtt.on_sample(Duration::from_millis(10));
+        assert!(rtt.rto() < Duration::from_millis(40));
+    }
+}

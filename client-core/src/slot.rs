@@ -1,0 +1,55 @@
+//! Per-packet bookkeeping of the send ring. The packet bytes live in the caller's slot buffer; this is the
+//! small fixed-size record beside each of them.
+
+/// Lifecycle of one ring slot.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub(crate) enum Status {
+    /// Holds nothing.
+    Free,
+    /// Built and waiting for its first transmission.
+    Queued,
+    /// Sent, not yet acked.
+    InFlight,
+    /// Declared lost (later packets were acked, or the retransmission timer fired): to be sent again.
+    Lost,
+    /// Acked; freed when every earlier packet is acked too.
+    Acked,
+}
+
+/// State of one packet slot. Callers only allocate these (`[SlotState::EMPTY; N]`, e.g. in a `static`);
+/// the fields are private to the client.
+#[derive(Copy, Clone, Debug)]
+pub struct SlotState {
+    pub(crate) status: Status,
+    /// Message type (wire value), for statistics.
+    pub(crate) msg_type: u8,
+    /// How many times this packet was sent again.
+    pub(crate) retransmits: u16,
+    /// Total packet length (24-byte header + payload).
+    pub(crate) len: u32,
+    /// Internal 64-bit sequence number (the wire carries its low 32 bits).
+    pub(crate) seq: u64,
+    /// Transmission number of the latest send (monotonic over all sends, like a QUIC packet number).
+    pub(crate) tx: u64,
+    /// Time of the latest send, in microseconds.
+    pub(crate) sent_at_us: u64,
+}
+
+impl SlotState {
+    /// An unused slot.
+    pub const EMPTY: SlotState = SlotState {
+        status: Status::Free,
+        msg_type: 0,
+        retransmits: 0,
+        len: 0,
+        seq: 0,
+        tx: 0,
+        sent_at_us: 0,
+    };
+}
+
+impl Default for SlotState {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
