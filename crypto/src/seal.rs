@@ -815,6 +815,15 @@ impl ChunkOpener {
         }
     }
 
+    /// Exact length of a stream that `trailer` describes (data records plus the trailer record). A decryptor
+    /// compares it with the stored length: any difference means bytes were added or removed.
+    pub fn expected_stream_len(&self, trailer: &Trailer) -> Option<u64> {
+        let data = trailer
+            .total_len
+            .checked_add(trailer.chunk_count.checked_mul(TAG_LEN as u64)?)?;
+        data.checked_add(TRAILER_RECORD_LEN as u64)
+    }
+
     /// Length of data record `index` in a stream whose trailer says `trailer` (the last one may be short).
     pub fn record_len(&self, trailer: &Trailer, index: u64) -> Option<usize> {
         if index >= trailer.chunk_count {
