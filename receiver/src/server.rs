@@ -1,0 +1,816 @@
+//! The tokio shell: herald socket, one task + socket per client session, one blocking writer per session.
+//!
+//! Packet path (per session): `recv` into a reused 64 KiB buffer → [`Session::handle_datagram`] →
+//! contiguous VMCORE payloads are copied into a pooled 256 KiB batch buffer (netdumpd buffers 128 KiB) and
+//! acked at once; full or non-contiguous batches go to the session's writer thread over a bounded channel and
+//! come back empty through a return channel, so nothing is allocated per packet. The writer does the
+//! positional writes, the key file, the KDH renames, fsync, the info file, the `.last` links, the FINISHED ack
+//! (after fsync, like netdumpd) and the handler script.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::session::{self, Closed, HeraldDecision, Output, Session, SessionConfig};
+use crate::store::{self, DumpFiles, Store, StoreConfig, Summary};
+
+/// Bytes per write batch.
+const BATCH_CAP: usize = 256 * 1024;
+/// Batch buffers per session (bounds memory: 1 MiB per session).
+const POOL_BUFFERS: usize = 4;
+/// A batch that waited this long with no new packet is written anyway (bounds loss on SIGKILL).
+const IDLE_FLUSH: Duration = Duration::from_millis(20);
+/// Receive buffer of session sockets.
+const SESSION_RCVBUF: usize = 4 * 1024 * 1024;
+
+/// Everything the daemon needs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Herald address; an unspecified IPv6 address listens on IPv4 too.
+    pub bind: SocketAddr,
+    /// Storage.
+    pub store: StoreConfig,
+    /// Per-session limits and timers.
+    pub session: SessionConfig,
+    /// Concurrent sessions; heralds beyond it are not acked.
+    pub max_sessions: usize,
+    /// Heralds accepted per source IP per second.
+    pub heralds_per_second: u32,
+    /// A herald is not acked while the dump directory has less free space than this.
+    pub min_free: u64,
+    /// Handler script (`-i`).
+    pub handler: Option<PathBuf>,
+    /// Reverse DNS for host names (else the IP is used).
+    pub resolve_hostnames: bool,
+    /// Prometheus text endpoint.
+    pub metrics: Option<SocketAddr>,
+}
+
+impl ServerConfig {
+    /// Defaults of netdumpd for a dump directory.
+    pub fn new(dump_dir: PathBuf) -> Self {
+        Self {
+            bind: SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 20023),
+            store: StoreConfig {
+                dump_dir,
+                default_path: ".".into(),
+                keep: None,
+            },
+            session: SessionConfig::default(),
+            max_sessions: 64,
+            heralds_per_second: 10,
+            min_free: 0,
+            handler: None,
+            resolve_hostnames: true,
+            metrics: None,
+        }
+    }
+}
+
+/// Counters exported on the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Sessions started.
+    pub sessions_started: AtomicU64,
+    /// Sessions open now.
+    pub sessions_active: AtomicU64,
+    /// Datagrams accepted.
+    pub packets: AtomicU64,
+    /// Distinct bytes stored (core + key).
+    pub bytes: AtomicU64,
+    /// Duplicate datagrams re-acked.
+    pub duplicates: AtomicU64,
+    /// Datagrams or heralds dropped.
+    pub drops: AtomicU64,
+    /// Dumps complete.
+    pub dumps_complete: AtomicU64,
+    /// Dumps incomplete (timeout, holes, error).
+    pub dumps_incomplete: AtomicU64,
+}
+
+impl Metrics {
+    fn render(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut s = String::new();
+        for (name, kind, help, v) in [
+            (
+                "sealdump_sessions_started_total",
+                "counter",
+                "Sessions started",
+                g(&self.sessions_started),
+            ),
+            (
+                "sealdump_sessions_active",
+                "gauge",
+                "Sessions open",
+                g(&self.sessions_active),
+            ),
+            (
+                "sealdump_packets_total",
+                "counter",
+                "Datagrams accepted",
+                g(&self.packets),
+            ),
+            (
+                "sealdump_bytes_total",
+                "counter",
+                "Distinct bytes stored",
+                g(&self.bytes),
+            ),
+            (
+                "sealdump_duplicates_total",
+                "counter",
+                "Retransmitted duplicates re-acked",
+                g(&self.duplicates),
+            ),
+            (
+                "sealdump_drops_total",
+                "counter",
+                "Datagrams and heralds dropped",
+                g(&self.drops),
+            ),
+            (
+                "sealdump_dumps_complete_total",
+                "counter",
+                "Dumps complete",
+                g(&self.dumps_complete),
+            ),
+            (
+                "sealdump_dumps_incomplete_total",
+                "counter",
+                "Dumps incomplete",
+                g(&self.dumps_incomplete),
+            ),
+        ] {
+            s.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+            ));
+        }
+        s
+    }
+}
+
+/// A bound, not yet running server.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    herald: Arc<UdpSocket>,
+    metrics_listener: Option<tokio::net::TcpListener>,
+    metrics: Arc<Metrics>,
+}
+
+fn udp_socket(bind: SocketAddr, rcvbuf: Option<usize>) -> io::Result<std::net::UdpSocket> {
+    let domain = if bind.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let sock = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if bind.is_ipv6() && bind.ip().is_unspecified() {
+        // Dual stack where the OS allows; IPv6-only otherwise.
+        let _ = sock.set_only_v6(false);
+    }
+    if let Some(size) = rcvbuf {
+        let _ = sock.set_recv_buffer_size(size);
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&SockAddr::from(bind))?;
+    Ok(sock.into())
+}
+
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+impl Server {
+    /// Binds the herald socket (and the metrics listener), so the caller can learn the addresses.
+    pub async fn bind(config: ServerConfig) -> io::Result<Self> {
+        let herald = match udp_socket(config.bind, Some(1 << 20)) {
+            Ok(s) => s,
+            // No IPv6 on this host: fall back to IPv4 any.
+            Err(_) if config.bind.is_ipv6() && config.bind.ip().is_unspecified() => udp_socket(
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), config.bind.port()),
+                Some(1 << 20),
+            )?,
+            Err(e) => return Err(e),
+        };
+        let herald = Arc::new(UdpSocket::from_std(herald)?);
+        let metrics_listener = match config.metrics {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+            None => None,
+        };
+        Ok(Self {
+            config,
+            herald,
+            metrics_listener,
+            metrics: Arc::new(Metrics::default()),
+        })
+    }
+
+    /// The herald socket's address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.herald.local_addr()
+    }
+
+    /// The metrics endpoint's address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Shared counters.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Serves until `shutdown` completes; then every open session is flushed and closed as timed out.
+    pub async fn run(self, shutdown: impl Future) -> io::Result<()> {
+        let Server {
+            config,
+            herald,
+            metrics_listener,
+            metrics,
+        } = self;
+        if let Some(listener) = metrics_listener {
+            tokio::spawn(serve_metrics(listener, metrics.clone()));
+        }
+        let store = Arc::new(Store::new(config.store.clone()));
+        let epoch = std::time::Instant::now();
+        let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<(IpAddr, u64)>();
+        let (shutdown_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+        let mut sessions: HashMap<IpAddr, SessionHandle> = HashMap::new();
+        let mut rate: HashMap<IpAddr, (std::time::Instant, u32)> = HashMap::new();
+        let mut next_id = 0u64;
+        let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        tokio::pin!(shutdown);
+        let ctx = Arc::new(Ctx {
+            config: config.clone(),
+            store,
+            metrics: metrics.clone(),
+            epoch,
+        });
+
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some((ip, id)) = ended_rx.recv() => {
+                    if sessions.get(&ip).is_some_and(|s| s.id == id) {
+                        sessions.remove(&ip);
+                    }
+                    tasks.retain(|t| !t.is_finished());
+                }
+                r = herald.recv_from(&mut buf) => {
+                    let (n, from) = match r {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "herald socket receive error");
+                            continue;
+                        }
+                    };
+                    let from = canonical(from);
+                    let bytes = &buf[..n];
+                    let parsed = match session::parse_herald(bytes) {
+                        Ok(h) => h,
+                        Err(reason) => {
+                            metrics.drops.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%from, %reason, "ignoring datagram on the herald port");
+                            continue;
+                        }
+                    };
+                    let ip = from.ip();
+                    // Per-source rate limit.
+                    let now = std::time::Instant::now();
+                    let entry = rate.entry(ip).or_insert((now, 0));
+                    if now.duration_since(entry.0) >= Duration::from_secs(1) {
+                        *entry = (now, 0);
+                    }
+                    entry.1 += 1;
+                    if entry.1 > ctx.config.heralds_per_second {
+                        metrics.drops.fetch_add(1, Ordering::Relaxed);
+                        if entry.1 == ctx.config.heralds_per_second + 1 {
+                            tracing::warn!(%from, "herald rate limit exceeded; dropping heralds from this source");
+                        }
+                        continue;
+                    }
+                    if rate.len() > 4096 {
+                        rate.retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(1));
+                    }
+                    if let Some(existing) = sessions.get(&ip) {
+                        let (reply_tx, reply_rx) = oneshot::channel();
+                        let forwarded = existing.ctrl.send(Ctrl::Herald { from, seqno: parsed.seqno, reply: reply_tx });
+                        let decision = match forwarded {
+                            Ok(()) => tokio::time::timeout(Duration::from_secs(2), reply_rx).await.ok().and_then(|r| r.ok()),
+                            Err(_) => None,
+                        };
+                        match decision {
+                            Some(HeraldDecision::Reack { .. }) => continue,
+                            Some(HeraldDecision::Restart) => {
+                                tracing::info!(%from, "new herald after data: closing the old session as timed out");
+                                sessions.remove(&ip);
+                            }
+                            // The old session is ending: start anew.
+                            None => { sessions.remove(&ip); }
+                        }
+                    }
+                    if sessions.len() >= ctx.config.max_sessions {
+                        metrics.drops.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%from, max = ctx.config.max_sessions, "session limit reached; herald not acked");
+                        continue;
+                    }
+                    if ctx.config.min_free > 0 {
+                        match store::free_bytes(&ctx.config.store.dump_dir) {
+                            Ok(free) if free < ctx.config.min_free => {
+                                metrics.drops.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(%from, free, floor = ctx.config.min_free,
+                                    "free space below the floor; herald not acked");
+                                continue;
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "cannot read free space"),
+                        }
+                    }
+                    let herald_info = HeraldInfo {
+                        seqno: parsed.seqno,
+                        aux2: parsed.aux2,
+                        path: parsed.path.map(<[u8]>::to_vec),
+                    };
+                    next_id += 1;
+                    let (ctrl_tx, ctrl_rx) = mpsc::unbounded_channel();
+                    sessions.insert(ip, SessionHandle { id: next_id, ctrl: ctrl_tx });
+                    let task = tokio::spawn(run_session(
+                        ctx.clone(),
+                        next_id,
+                        from,
+                        herald.local_addr().ok(),
+                        herald_info,
+                        ctrl_rx,
+                        shutdown_tx.subscribe(),
+                        ended_tx.clone(),
+                    ));
+                    tasks.push(task);
+                }
+            }
+        }
+        tracing::info!(
+            sessions = sessions.len(),
+            "shutting down; closing open sessions as timed out"
+        );
+        let _ = shutdown_tx.send(());
+        drop(sessions);
+        for t in tasks {
+            let _ = t.await;
+        }
+        Ok(())
+    }
+}
+
+/// Binds and serves until `shutdown` completes (mini-redis style).
+pub async fn run(config: ServerConfig, shutdown: impl Future) -> io::Result<()> {
+    Server::bind(config).await?.run(shutdown).await
+}
+
+#[derive(Debug)]
+struct Ctx {
+    config: ServerConfig,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    epoch: std::time::Instant,
+}
+
+impl Ctx {
+    fn now(&self) -> session::Instant {
+        session::Instant::from_micros(u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+
+    fn deadline(&self, at: session::Instant) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.epoch + Duration::from_micros(at.as_micros()))
+    }
+}
+
+#[derive(Debug)]
+struct SessionHandle {
+    id: u64,
+    ctrl: mpsc::UnboundedSender<Ctrl>,
+}
+
+#[derive(Debug)]
+enum Ctrl {
+    Herald {
+        from: SocketAddr,
+        seqno: u32,
+        reply: oneshot::Sender<HeraldDecision>,
+    },
+}
+
+#[derive(Debug)]
+struct HeraldInfo {
+    seqno: u32,
+    aux2: u32,
+    path: Option<Vec<u8>>,
+}
+
+/// Work for the writer thread.
+#[derive(Debug)]
+enum Cmd {
+    Core {
+        offset: u64,
+        buf: Vec<u8>,
+    },
+    Key {
+        seqno: u32,
+        offset: u64,
+        data: Vec<u8>,
+    },
+    Kdh {
+        payload: Vec<u8>,
+    },
+    Close {
+        summary: Box<Summary>,
+        ack: Option<u32>,
+        reason: &'static str,
+    },
+}
+
+fn session_socket(ctx: &Ctx, local: Option<SocketAddr>, peer: SocketAddr) -> io::Result<UdpSocket> {
+    // Bind to the herald socket's IP when it is specific (netdumpd binds to the herald's destination), so acks
+    // come from the address the client sent its herald to.
+    let ip = match local.map(|l| l.ip()) {
+        Some(ip) if !ip.is_unspecified() && ip.is_ipv4() == peer.is_ipv4() => ip,
+        _ if peer.is_ipv4() => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        _ => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let _ = ctx;
+    let std_sock = udp_socket(SocketAddr::new(ip, 0), Some(SESSION_RCVBUF))?;
+    std_sock.connect(peer)?;
+    UdpSocket::from_std(std_sock)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_session(
+    ctx: Arc<Ctx>,
+    id: u64,
+    peer: SocketAddr,
+    herald_local: Option<SocketAddr>,
+    herald: HeraldInfo,
+    mut ctrl: mpsc::UnboundedReceiver<Ctrl>,
+    mut shutdown: tokio::sync::broadcast::Receiver<()>,
+    ended: mpsc::UnboundedSender<(IpAddr, u64)>,
+) {
+    let ip = peer.ip();
+    if let Err(e) = session_main(&ctx, peer, herald_local, herald, &mut ctrl, &mut shutdown).await {
+        tracing::error!(%peer, error = %e, "session failed");
+    }
+    let _ = ended.send((ip, id));
+}
+
+async fn session_main(
+    ctx: &Arc<Ctx>,
+    peer: SocketAddr,
+    herald_local: Option<SocketAddr>,
+    herald: HeraldInfo,
+    ctrl: &mut mpsc::UnboundedReceiver<Ctrl>,
+    shutdown: &mut tokio::sync::broadcast::Receiver<()>,
+) -> io::Result<()> {
+    let ip = peer.ip();
+    let resolve = ctx.config.resolve_hostnames;
+    let name = if resolve {
+        tokio::task::spawn_blocking(move || store::reverse_dns(ip))
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    let host = store::sanitize_host(name.as_deref(), ip);
+    let store = ctx.store.clone();
+    let (h, path) = (host.clone(), herald.path.clone());
+    let files = tokio::task::spawn_blocking(move || store.open_dump(&h, ip, path.as_deref()))
+        .await
+        .map_err(io::Error::other)??;
+    let sock = Arc::new(session_socket(ctx, herald_local, peer)?);
+    tracing::info!(host = %host, %peer, file = %files.dir().join(files.core_name()).display(),
+        port = sock.local_addr().map(|a| a.port()).unwrap_or(0), aux2 = herald.aux2, "new dump from client");
+
+    let herald_bytes = herald_datagram(herald.seqno, herald.aux2);
+    let parsed = session::parse_herald(&herald_bytes).map_err(|r| io::Error::other(r.to_string()))?;
+    let mut sess = Session::new(ctx.config.session.clone(), ctx.now(), peer, &parsed);
+    ctx.metrics.sessions_started.fetch_add(1, Ordering::Relaxed);
+    ctx.metrics.sessions_active.fetch_add(1, Ordering::Relaxed);
+    let _ = sock.send(&herald.seqno.to_be_bytes()).await;
+
+    // Writer thread and buffer pool.
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Cmd>(POOL_BUFFERS + 8);
+    let (pool_tx, mut pool_rx) = mpsc::channel::<Vec<u8>>(POOL_BUFFERS);
+    for _ in 0..POOL_BUFFERS {
+        let _ = pool_tx.try_send(Vec::with_capacity(BATCH_CAP));
+    }
+    let failed = Arc::new(AtomicBool::new(false));
+    let closed = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (sock, failed, closed, ctx) = (sock.clone(), failed.clone(), closed.clone(), ctx.clone());
+        let peer_ip = ip;
+        tokio::task::spawn_blocking(move || {
+            writer_loop(files, cmd_rx, pool_tx, sock, failed, closed, &ctx, peer_ip)
+        })
+    };
+
+    let mut buf = vec![0u8; 65_536];
+    let mut batch: Option<(u64, Vec<u8>)> = None;
+    let mut flush_at: Option<tokio::time::Instant> = None;
+    let mut outcome: Option<(&'static str, Option<u32>)> = None;
+
+    'outer: loop {
+        if failed.load(Ordering::Relaxed) {
+            break;
+        }
+        let timer = sess.poll_timeout().map(|t| ctx.deadline(t));
+        let wake = match (timer, flush_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        tokio::select! {
+            _ = shutdown.recv() => {
+                if sess.abort() {
+                    outcome = Some(("timeout", None));
+                }
+                break;
+            }
+            Some(Ctrl::Herald { from, seqno, reply }) = ctrl.recv() => {
+                let p = herald_datagram(seqno, 0);
+                let decision = match session::parse_herald(&p) {
+                    Ok(h) => sess.handle_herald(ctx.now(), from, &h),
+                    Err(_) => HeraldDecision::Restart,
+                };
+                if let HeraldDecision::Reack { seqno } = decision {
+                    let _ = sock.send(&seqno.to_be_bytes()).await;
+                }
+                let _ = reply.send(decision);
+                if decision == HeraldDecision::Restart {
+                    if sess.state() == session::State::TimedOut {
+                        outcome = Some(("timeout", None));
+                    }
+                    break;
+                }
+            }
+            _ = sleep_until_opt(wake) => {
+                if flush_at.is_some_and(|t| t <= tokio::time::Instant::now()) {
+                    flush_at = None;
+                    if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
+                        break;
+                    }
+                }
+                match sess.handle_timeout(ctx.now()) {
+                    Some(Closed::TimedOut) => {
+                        tracing::info!(%peer, "client timed out");
+                        outcome = Some(("timeout", None));
+                        break;
+                    }
+                    Some(Closed::Done) => break,
+                    None => {}
+                }
+            }
+            r = sock.recv(&mut buf) => {
+                let n = match r {
+                    Ok(n) => n,
+                    // ICMP port unreachable from the client surfaces here on a connected socket.
+                    Err(_) => continue,
+                };
+                let now = ctx.now();
+                let out = sess.handle_datagram(now, peer, &buf[..n]);
+                match out {
+                    Output::Rejected(reason) => {
+                        ctx.metrics.drops.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, %reason, "dropped datagram");
+                    }
+                    Output::Ack { seqno } => {
+                        ctx.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+                        // A repeated FINISHED is re-acked only once the first one's fsync is done.
+                        if sess.state() != session::State::Finished || closed.load(Ordering::Acquire) {
+                            let _ = sock.send(&seqno.to_be_bytes()).await;
+                        }
+                    }
+                    Output::Core { seqno, offset, data } => {
+                        ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
+                        ctx.metrics.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                        let contiguous = batch.as_ref().is_some_and(|(o, b)| o + b.len() as u64 == offset && b.len() + data.len() <= BATCH_CAP);
+                        if !contiguous {
+                            if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
+                                break 'outer;
+                            }
+                            if data.len() > BATCH_CAP {
+                                if cmd_tx.send(Cmd::Core { offset, buf: data.to_vec() }).await.is_err() {
+                                    break 'outer;
+                                }
+                            } else {
+                                let Some(mut b) = pool_rx.recv().await else { break 'outer };
+                                b.clear();
+                                b.extend_from_slice(data);
+                                batch = Some((offset, b));
+                            }
+                        } else if let Some((_, b)) = batch.as_mut() {
+                            b.extend_from_slice(data);
+                        }
+                        let _ = sock.send(&seqno.to_be_bytes()).await;
+                        if batch.as_ref().is_some_and(|(_, b)| b.len() + 1448 > BATCH_CAP) {
+                            if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
+                                break 'outer;
+                            }
+                            flush_at = None;
+                        } else {
+                            flush_at = Some(tokio::time::Instant::now() + IDLE_FLUSH);
+                        }
+                    }
+                    Output::Key { seqno, offset, data, .. } => {
+                        ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
+                        ctx.metrics.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                        if cmd_tx.send(Cmd::Key { seqno, offset, data: data.to_vec() }).await.is_err() {
+                            break;
+                        }
+                    }
+                    Output::Kdh { seqno, header } => {
+                        ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(%peer, "KDH from client");
+                        let _ = sock.send(&seqno.to_be_bytes()).await;
+                        if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
+                            break;
+                        }
+                        if cmd_tx.send(Cmd::Kdh { payload: header.to_vec() }).await.is_err() {
+                            break;
+                        }
+                    }
+                    Output::Finished { seqno, complete } => {
+                        ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
+                        if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
+                            break;
+                        }
+                        let reason = if complete { "success" } else { "error" };
+                        let summary = Box::new(Summary::of(&sess));
+                        if cmd_tx.send(Cmd::Close { summary, ack: Some(seqno), reason }).await.is_err() {
+                            break;
+                        }
+                        // Stay to re-ack a repeated FINISHED until the linger ends.
+                    }
+                }
+            }
+        }
+    }
+    if let Some((off, b)) = batch.take() {
+        let _ = cmd_tx.send(Cmd::Core { offset: off, buf: b }).await;
+    }
+    if let Some((reason, ack)) = outcome {
+        let summary = Box::new(Summary::of(&sess));
+        let _ = cmd_tx.send(Cmd::Close { summary, ack, reason }).await;
+    }
+    drop(cmd_tx);
+    let _ = writer.await;
+    ctx.metrics.sessions_active.fetch_sub(1, Ordering::Relaxed);
+    Ok(())
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn herald_datagram(seqno: u32, aux2: u32) -> [u8; session::HEADER_LEN] {
+    let mut h = [0u8; session::HEADER_LEN];
+    h[..4].copy_from_slice(&1u32.to_be_bytes());
+    h[4..8].copy_from_slice(&seqno.to_be_bytes());
+    h[20..24].copy_from_slice(&aux2.to_be_bytes());
+    h
+}
+
+#[allow(clippy::too_many_arguments)]
+fn writer_loop(
+    mut files: DumpFiles,
+    mut rx: mpsc::Receiver<Cmd>,
+    pool: mpsc::Sender<Vec<u8>>,
+    sock: Arc<UdpSocket>,
+    failed: Arc<AtomicBool>,
+    closed: Arc<AtomicBool>,
+    ctx: &Ctx,
+    ip: IpAddr,
+) {
+    let mut error: Option<(u64, io::Error)> = None;
+    let mut closed_once = false;
+    while let Some(cmd) = rx.blocking_recv() {
+        if error.is_some() {
+            if let Cmd::Core { buf, .. } = cmd {
+                let _ = pool.try_send(buf);
+            }
+            continue;
+        }
+        match cmd {
+            Cmd::Core { offset, buf } => {
+                if let Err(e) = files.write_core(offset, &buf) {
+                    error = Some((offset, e));
+                }
+                let _ = pool.try_send(buf);
+            }
+            Cmd::Key { seqno, offset, data } => match files.write_key(offset, &data) {
+                Ok(()) => {
+                    let _ = sock.try_send(&seqno.to_be_bytes());
+                }
+                Err(e) => tracing::error!(%ip, error = %e, "key file write failed"),
+            },
+            Cmd::Kdh { payload } => {
+                if let Err(e) = files.record_kdh(&payload) {
+                    tracing::error!(%ip, error = %e, "recording the KDH failed");
+                }
+            }
+            Cmd::Close { summary, ack, reason } => {
+                if closed_once {
+                    continue;
+                }
+                closed_once = true;
+                let result = files.close(&summary);
+                closed.store(true, Ordering::Release);
+                match &result {
+                    Ok(()) => {
+                        if let Some(seqno) = ack {
+                            let _ = sock.try_send(&seqno.to_be_bytes());
+                        }
+                    }
+                    Err(e) => tracing::error!(%ip, error = %e, "closing dump files failed"),
+                }
+                if summary.complete {
+                    ctx.metrics.dumps_complete.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(host = %files.host(), %ip, "completed dump from client");
+                } else {
+                    ctx.metrics.dumps_incomplete.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(host = %files.host(), %ip, last = summary.last_line().trim_end(), "dump incomplete");
+                }
+                if let Some(keep) = ctx.config.store.keep
+                    && let Err(e) = files.prune(keep)
+                {
+                    tracing::warn!(error = %e, "pruning old dumps failed");
+                }
+                run_handler(ctx, reason, ip, &files);
+            }
+        }
+    }
+    if let Some((offset, e)) = error {
+        failed.store(true, Ordering::Relaxed);
+        tracing::error!(%ip, offset, error = %e, "write error");
+        let _ = files.append_info(&format!(
+            "Dump unsuccessful: write error @ offset {offset:08x}: {e}\n"
+        ));
+        ctx.metrics.dumps_incomplete.fetch_add(1, Ordering::Relaxed);
+        run_handler(ctx, "error", ip, &files);
+    }
+}
+
+/// `script <reason> <ip> <host> <infofile> <corefile>` in the dump dir with an empty environment (netdumpd).
+fn run_handler(ctx: &Ctx, reason: &str, ip: IpAddr, files: &DumpFiles) {
+    let Some(script) = &ctx.config.handler else { return };
+    let child = std::process::Command::new(script)
+        .arg(reason)
+        .arg(ip.to_string())
+        .arg(files.host())
+        .arg(files.info_rel())
+        .arg(files.core_rel())
+        .current_dir(&ctx.config.store.dump_dir)
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .spawn();
+    match child {
+        Ok(mut c) => match c.wait() {
+            Ok(status) if status.success() => tracing::info!(pid = c.id(), "handler exited with status 0"),
+            Ok(status) => tracing::warn!(pid = c.id(), %status, "handler failed"),
+            Err(e) => tracing::warn!(error = %e, "waiting for the handler failed"),
+        },
+        Err(e) => tracing::error!(script = %script.display(), error = %e, "cannot run the handler"),
+    }
+}
+
+async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut req = [0u8; 1024];
+            let _ = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut req)).await;
+            let body = metrics.render();
+            let resp = format!(
+                "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(resp.as_bytes()).await;
+        });
+    }
+}
