@@ -92,6 +92,8 @@ pub struct SealSpec<'a> {
     pub status: TrailerStatus,
     pub hostname: &'a [u8],
     pub expected_length: Option<u64>,
+    /// Use this dump key (e.g. one pre-wrapped for an RSA recipient) instead of a fresh one.
+    pub dump_key: Option<[u8; 32]>,
 }
 
 impl<'a> SealSpec<'a> {
@@ -103,6 +105,7 @@ impl<'a> SealSpec<'a> {
             status: TrailerStatus::Complete,
             hostname: b"web1.example",
             expected_length: None,
+            dump_key: None,
         }
     }
 }
@@ -133,7 +136,10 @@ impl Sealed {
 /// Seals `plain` as the receiver would store it: `key.<tag>` (seal header) and `vmcore_encrypted.<tag>`.
 pub fn seal_dump(dir: &Path, tag: &str, plain: &[u8], spec: &SealSpec<'_>) -> Sealed {
     let mut rng = rand::rng();
-    let dk = DumpKey::generate(&mut rng);
+    let dk = match spec.dump_key {
+        Some(k) => DumpKey::from_bytes(k),
+        None => DumpKey::generate(&mut rng),
+    };
     let mut dump_id = [0u8; 16];
     rand::Rng::fill_bytes(&mut rng, &mut dump_id);
     let params = Params {
