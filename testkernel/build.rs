@@ -13,7 +13,10 @@ fn main() {
     // Receiver UDP port on the host (reached as 10.0.2.2 through QEMU user networking).
     println!("cargo:rerun-if-env-changed=SEALDUMP_TK_PORT");
     let port: u16 = match env::var("SEALDUMP_TK_PORT") {
-        Ok(text) => text.trim().parse().unwrap_or_else(|_| panic!("SEALDUMP_TK_PORT is not a port: {text:?}")),
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("SEALDUMP_TK_PORT is not a port: {text:?}")),
         Err(_) => 20023,
     };
 
@@ -31,15 +34,22 @@ fn main() {
     // Size of the memory the kernel fills and dumps, in MiB.
     println!("cargo:rerun-if-env-changed=SEALDUMP_TK_DUMP_MIB");
     let dump_mib: usize = match env::var("SEALDUMP_TK_DUMP_MIB") {
-        Ok(text) => text.trim().parse().unwrap_or_else(|_| panic!("SEALDUMP_TK_DUMP_MIB is not a number: {text:?}")),
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("SEALDUMP_TK_DUMP_MIB is not a number: {text:?}")),
         Err(_) => 32,
     };
 
     let mut out = String::new();
     out.push_str(&format!("pub const RECEIVER_PORT: u16 = {port};\n"));
-    out.push_str(&format!("pub const DUMP_BYTES: usize = {dump_mib} * 1024 * 1024;\n"));
+    out.push_str(&format!(
+        "pub const DUMP_BYTES: usize = {dump_mib} * 1024 * 1024;\n"
+    ));
     match recipient {
-        Some(key) => out.push_str(&format!("pub const RECIPIENT_X25519: Option<[u8; 32]> = Some({key:?});\n")),
+        Some(key) => out.push_str(&format!(
+            "pub const RECIPIENT_X25519: Option<[u8; 32]> = Some({key:?});\n"
+        )),
         None => out.push_str("pub const RECIPIENT_X25519: Option<[u8; 32]> = None;\n"),
     }
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default());
@@ -52,11 +62,15 @@ fn parse_key(bytes: &[u8]) -> [u8; 32] {
     }
     let text = String::from_utf8_lossy(bytes);
     let hex: Vec<u8> = text.trim().bytes().collect();
-    assert!(hex.len() == 64, "SEALDUMP_TK_RECIPIENT must hold 32 raw bytes or 64 hex digits");
+    assert!(
+        hex.len() == 64,
+        "SEALDUMP_TK_RECIPIENT must hold 32 raw bytes or 64 hex digits"
+    );
     let mut key = [0u8; 32];
     for (i, pair) in hex.chunks(2).enumerate() {
         let digits = std::str::from_utf8(pair).unwrap_or("zz");
-        key[i] = u8::from_str_radix(digits, 16).unwrap_or_else(|_| panic!("bad hex in SEALDUMP_TK_RECIPIENT"));
+        key[i] =
+            u8::from_str_radix(digits, 16).unwrap_or_else(|_| panic!("bad hex in SEALDUMP_TK_RECIPIENT"));
     }
     key
 }

@@ -51,7 +51,9 @@ pub fn rdrand64() -> Option<u64> {
         let value: u64;
         let ok: u8;
         // SAFETY: the caller checked CPUID for RDRAND, so the instruction exists; it only writes registers.
-        unsafe { asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack)) }
+        unsafe {
+            asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack))
+        }
         if ok != 0 {
             return Some(value);
         }

@@ -5,7 +5,9 @@
 
 mod arch;
 mod boot;
+mod cell;
 mod exit;
+mod net;
 mod pattern;
 mod serial;
 mod time;
@@ -21,17 +23,7 @@ mod config {
 /// The memory the kernel dumps (in .bss, so it is part of the image's address range).
 #[repr(C, align(4096))]
 struct DumpMemory([u8; config::DUMP_BYTES]);
-static mut DUMP_MEMORY: DumpMemory = DumpMemory([0; config::DUMP_BYTES]);
-static DUMP_MEMORY_TAKEN: AtomicBool = AtomicBool::new(false);
-
-/// The dump memory, handed out once (first to the filler, then, read-only, to the panic handler).
-fn dump_memory() -> Option<&'static mut [u8]> {
-    if DUMP_MEMORY_TAKEN.swap(true, Ordering::AcqRel) {
-        return None;
-    }
-    // SAFETY: the swap above makes this the only reference ever created to DUMP_MEMORY.
-    Some(unsafe { &mut (*(&raw mut DUMP_MEMORY)).0 })
-}
+static DUMP_MEMORY: cell::TakeOnce<DumpMemory> = cell::TakeOnce::new(DumpMemory([0; config::DUMP_BYTES]));
 
 /// The filled memory, published read-only for the panic handler.
 static FILLED_PTR: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
@@ -53,7 +45,9 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     println!("sealdump-testkernel: booted (PVH start info at {start_info:#x})");
     let tsc_per_ms = time::calibrate();
     println!("sealdump-testkernel: TSC {} kHz", tsc_per_ms);
-    let Some(memory) = dump_memory() else { exit(ExitCode::NestedPanic) };
+    let Some(DumpMemory(memory)) = DUMP_MEMORY.take() else {
+        exit(ExitCode::NestedPanic)
+    };
     let start = time::now_micros();
     pattern::fill(memory);
     println!(
@@ -81,5 +75,9 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         Some(memory) => println!("sealdump-testkernel: would dump {} bytes", memory.len()),
         None => println!("sealdump-testkernel: panicked before the memory was filled"),
     }
-    exit(ExitCode::Success)
+    let result = net::bring_up(time::now_micros()).and_then(|mut network| net::probe(&mut network));
+    exit(match result {
+        Ok(()) => ExitCode::Success,
+        Err(code) => code,
+    })
 }

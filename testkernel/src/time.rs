@@ -29,7 +29,11 @@ pub fn calibrate() -> u64 {
     }
     outb(0x61, control);
     let elapsed = end.wrapping_sub(start);
-    let per_ms = if elapsed == 0 { 1_000_000 } else { (elapsed / 20).max(1) }; // fallback: assume 1 GHz
+    let per_ms = if elapsed == 0 {
+        1_000_000
+    } else {
+        (elapsed / 20).max(1)
+    }; // fallback: assume 1 GHz
     TSC_PER_MS.store(per_ms, Ordering::Relaxed);
     TSC_START.store(rdtsc(), Ordering::Relaxed);
     per_ms
