@@ -193,11 +193,12 @@ impl Cli {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 toml::from_str(&text).map_err(|e| {
-                    format!(
-                        "{}: {}",
-                        path.display(),
-                        e.to_string().lines().next().unwrap_or("invalid TOML")
-                    )
+                    // toml's Display is a multi-line snippet; keep the position and the message.
+                    let full = e.to_string();
+                    let first = full.lines().next().unwrap_or("invalid TOML");
+                    let at = first.trim_start_matches("TOML parse error ");
+                    let last = full.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+                    format!("{}: {at}: {}", path.display(), last.trim())
                 })?
             }
             None => FileConfig::default(),

@@ -291,7 +291,10 @@ impl Client {
         if first && f.drop_every.is_some_and(|n| n > 0 && seqno.is_multiple_of(n)) {
             return Ok(());
         }
-        let copies = if f.duplicate_every.is_some_and(|n| n > 0 && seqno.is_multiple_of(n)) {
+        let copies = if f
+            .duplicate_every
+            .is_some_and(|n| n > 0 && seqno.is_multiple_of(n))
+        {
             2
         } else {
             1

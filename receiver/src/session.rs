@@ -196,37 +196,27 @@ fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(a)
 }
 
-fn be64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = b.get(at..at + 8) {
-        a.copy_from_slice(s);
-    }
-    u64::from_be_bytes(a)
-}
-
 /// Parses a netdump datagram: exact length (netdumpd's rule), payload ≤ `max_payload`, type 1..=5.
 pub fn parse_message(bytes: &[u8], max_payload: usize) -> Result<(Header, &[u8]), Reject> {
+    use sealdump_wire::netdump::{MessageType, Packet};
     if bytes.len() < HEADER_LEN {
         return Err(Reject::Undersize);
     }
-    let header = Header {
-        msg_type: be32(bytes, 0),
-        seqno: be32(bytes, 4),
-        offset: be64(bytes, 8),
-        len: be32(bytes, 16),
-        aux2: be32(bytes, 20),
-    };
-    let payload = &bytes[HEADER_LEN..];
-    if payload.len() > max_payload {
+    if bytes.len() - HEADER_LEN > max_payload {
         return Err(Reject::Oversize);
     }
-    if u64::from(header.len) != payload.len() as u64 {
-        return Err(Reject::BadLength);
-    }
-    if !(TYPE_HERALD..=TYPE_EKCD_KEY).contains(&header.msg_type) {
+    let packet = Packet::new_checked(bytes).map_err(|_| Reject::BadLength)?;
+    let header = Header {
+        msg_type: packet.msg_type(),
+        seqno: packet.seqno(),
+        offset: packet.offset(),
+        len: packet.payload_len(),
+        aux2: packet.aux2(),
+    };
+    if MessageType::try_from(header.msg_type).is_err() {
         return Err(Reject::UnknownType(header.msg_type));
     }
-    Ok((header, payload))
+    Ok((header, &bytes[HEADER_LEN..]))
 }
 
 /// A parsed HERALD.
@@ -443,9 +433,9 @@ pub struct SealInfo {
 
 /// Parses the cleartext fields of a sealed header as laid out in docs/format.md.
 ///
-/// Layout (big-endian): magic[8] "SEALDUMP", version u16, header_len u16, aead u16, kdf u16,
-/// chunk_shift u8, compression u8, reserved[2], dump_id[16], time u64, n_stanzas u8, then per stanza
-/// kind u16, key_id[8], body_len u16, body. Missing or different layouts give `None` fields; the
+/// Layout (big-endian, docs/format.md / `sealdump_crypto::seal`): magic[8] "SEALDUMP", version u16,
+/// header_len u16, aead u16, kdf u16, chunk_shift u8, compression u8, stanza_count u8, reserved u8,
+/// dump_id[16], time u64 (44 bytes), then per stanza kind u16, key_id[8], body_len u16, body. Missing or different layouts give `None` fields; the
 /// receiver only uses them for the info file and the structural completeness check.
 pub fn parse_seal_info(blob: &[u8]) -> SealInfo {
     let mut info = SealInfo::default();
@@ -466,9 +456,8 @@ pub fn parse_seal_info(blob: &[u8]) -> SealInfo {
     {
         info.aead = Some(aead);
         info.chunk_shift = Some(shift);
-        let mut at = 8 + 2 + 2 + 2 + 2 + 1 + 1 + 2 + 16 + 8;
-        let count = blob.get(at).copied().unwrap_or(0).min(8);
-        at += 1;
+        let count = blob.get(18).copied().unwrap_or(0).min(8);
+        let mut at = 44;
         for _ in 0..count {
             let (Some(id), Some(body_len)) = (blob.get(at + 2..at + 10), u16_at(at + 10)) else {
                 break;
@@ -899,21 +888,9 @@ impl Session {
     }
 }
 
-/// `dumplength` of a KDH, for versions 1-4 (all keep it at offset 40), if the magic is one of FreeBSD's.
+/// `dumplength` of a well-formed KDH (known magic, version 1-4).
 pub fn kdh_dump_length(kdh: &[u8]) -> Option<u64> {
-    if kdh.len() < KDH_LEN {
-        return None;
-    }
-    let magic = &kdh[..20];
-    let known: [&[u8]; 3] = [
-        b"FreeBSD Kernel Dump",
-        b"FreeBSD Text Dump",
-        b"Cleared Kernel Dump",
-    ];
-    if !known.iter().any(|m| magic.starts_with(m)) {
-        return None;
-    }
-    Some(be64(kdh, 40))
+    sealdump_wire::kdh::Repr::parse(kdh).ok().map(|r| r.dump_length)
 }
 
 #[cfg(test)]
@@ -1064,6 +1041,7 @@ mod tests {
         s.handle_datagram(now, peer(), &msg(3, 2, 0, &[0; 4096]));
         let mut kdh = [0u8; 512];
         kdh[..19].copy_from_slice(b"FreeBSD Kernel Dump");
+        kdh[32..36].copy_from_slice(&4u32.to_be_bytes());
         kdh[40..48].copy_from_slice(&8192u64.to_be_bytes());
         s.handle_datagram(now, peer(), &msg(4, 3, 0, &kdh));
         s.handle_datagram(now, peer(), &msg(2, 4, 0, b""));
@@ -1210,10 +1188,9 @@ mod tests {
         h.extend_from_slice(&1u16.to_be_bytes());
         h.push(shift);
         h.push(0);
-        h.extend_from_slice(&[0; 2]);
+        h.extend_from_slice(&[1, 0]);
         h.extend_from_slice(&[9; 16]);
         h.extend_from_slice(&0u64.to_be_bytes());
-        h.push(1);
         h.extend_from_slice(&1u16.to_be_bytes());
         h.extend_from_slice(&[0xaa; 8]);
         h.extend_from_slice(&80u16.to_be_bytes());

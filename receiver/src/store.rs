@@ -115,80 +115,23 @@ pub struct KdhFields {
     pub parity_ok: bool,
 }
 
-fn cstr(b: &[u8]) -> Vec<u8> {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    b[..end].to_vec()
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-fn be64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = b.get(at..at + 8) {
-        a.copy_from_slice(s);
-    }
-    u64::from_be_bytes(a)
-}
-
-/// Parses a 512-byte kernel dump header of version 1-4 (layouts in spec §3). None if shorter than 512.
-pub fn parse_kdh(kdh: &[u8]) -> Option<KdhFields> {
-    let kdh = kdh.get(..512)?;
-    let parity_ok = kdh
-        .chunks_exact(4)
-        .fold(0u32, |acc, w| acc ^ u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
-        == 0;
-    let version = be32(kdh, 32);
-    let s = |a: usize, n: usize| cstr(&kdh[a..a + n]);
-    let mut f = KdhFields {
-        version,
-        architecture: s(20, 12),
-        architecture_version: be32(kdh, 36),
-        dump_length: be64(kdh, 40),
-        dump_time: 0,
-        dump_key_size: 0,
-        block_size: 0,
-        compression: 0,
-        hostname: Vec::new(),
-        version_string: Vec::new(),
-        panic_string: Vec::new(),
-        parity_ok,
-    };
-    match version {
-        1 => {
-            f.dump_time = be64(kdh, 48);
-            f.block_size = be32(kdh, 56);
-            f.hostname = s(60, 64);
-            f.version_string = s(124, 192);
-            f.panic_string = s(316, 192);
-        }
-        3 => {
-            f.dump_time = be64(kdh, 56);
-            f.dump_key_size = be32(kdh, 64);
-            f.block_size = be32(kdh, 68);
-            f.compression = kdh[72];
-            f.hostname = s(73, 64);
-            f.version_string = s(137, 192);
-            f.panic_string = s(329, 179);
-        }
-        _ => {
-            // v2 and v4 (and anything newer, read as v4).
-            f.dump_time = be64(kdh, 48);
-            f.dump_key_size = be32(kdh, 56);
-            f.block_size = be32(kdh, 60);
-            f.hostname = s(64, 64);
-            f.version_string = s(128, 192);
-            if version == 2 {
-                f.panic_string = s(320, 188);
-            } else {
-                f.panic_string = s(320, 175);
-                f.compression = kdh[495];
-            }
-        }
-    }
-    Some(f)
+/// Parses a kernel dump header of version 1-4 (spec §3) with `sealdump_wire::kdh`.
+pub fn parse_kdh(kdh: &[u8]) -> Result<KdhFields, sealdump_wire::Error> {
+    let r = sealdump_wire::kdh::Repr::parse(kdh)?;
+    Ok(KdhFields {
+        version: r.version,
+        architecture: r.architecture.to_vec(),
+        architecture_version: r.architecture_version,
+        dump_length: r.dump_length,
+        dump_time: r.dump_time,
+        dump_key_size: r.dump_key_size,
+        block_size: r.block_size,
+        compression: r.compression,
+        hostname: r.hostname.to_vec(),
+        version_string: r.version_string.to_vec(),
+        panic_string: r.panic_string.to_vec(),
+        parity_ok: r.parity_ok,
+    })
 }
 
 /// Escapes control and non-ASCII bytes so a client cannot forge info-file lines.
@@ -612,8 +555,12 @@ impl DumpFiles {
 
     /// A KDH arrived: info lines, and netdumpd's renames (encrypted, compression suffix + truncation).
     pub fn record_kdh(&mut self, payload: &[u8]) -> io::Result<()> {
-        let Some(f) = parse_kdh(payload) else {
+        if payload.len() < sealdump_wire::kdh::KDH_LEN {
             return self.append_info("Bad KDH: packet too small\n");
+        }
+        let f = match parse_kdh(payload) {
+            Ok(f) => f,
+            Err(e) => return self.append_info(&format!("Bad KDH: {e}\n")),
         };
         self.append_info(&kdh_info_lines(&f))?;
         if f.version >= 2 && f.dump_key_size > 0 {

@@ -171,10 +171,10 @@ pub fn seal_header(shift: u8, key_ids: &[[u8; 8]]) -> Vec<u8> {
     h.extend_from_slice(&1u16.to_be_bytes());
     h.push(shift);
     h.push(0);
-    h.extend_from_slice(&[0; 2]);
+    h.push(key_ids.len() as u8);
+    h.push(0);
     h.extend_from_slice(&[7; 16]);
     h.extend_from_slice(&0u64.to_be_bytes());
-    h.push(key_ids.len() as u8);
     for id in key_ids {
         h.extend_from_slice(&1u16.to_be_bytes());
         h.extend_from_slice(id);
