@@ -17,7 +17,8 @@ use crate::{
 };
 
 /// A packet is lost once a packet sent this many transmissions after it has been acked (fast retransmit after
-/// three later acks, as TCP's three duplicate acks and QUIC's packet threshold).
+/// three later acks, as TCP's three duplicate acks and QUIC's packet threshold). Raised when the path proves
+/// to reorder more than that (as Linux TCP's reordering metric), up to the window.
 const PACKET_THRESHOLD: u64 = 3;
 /// Length of a sealed trailer record on the wire.
 const TRAILER_RECORD_LEN: usize = seal::TRAILER_PLAINTEXT_LEN + TAG_LEN;
@@ -223,6 +224,10 @@ pub struct Client<'a> {
     rexmit_credit: usize,
     next_tx: u64,
     largest_acked_tx: Option<u64>,
+    /// Current packet threshold (starts at [`PACKET_THRESHOLD`]).
+    reorder_threshold: u64,
+    /// Spurious loss declarations seen (reordering).
+    spurious: u64,
     rtt: RttEstimator,
     cc: Aimd,
     rto_deadline: Option<Instant>,
@@ -252,6 +257,8 @@ impl core::fmt::Debug for Client<'_> {
             .field("in_flight", &self.in_flight)
             .field("lost", &self.lost)
             .field("ssthresh", &self.cc.ssthresh())
+            .field("reorder_threshold", &self.reorder_threshold)
+            .field("spurious", &self.spurious)
             .field("stats", &self.stats())
             .field("outcome", &self.outcome)
             .finish_non_exhaustive()
@@ -304,7 +311,7 @@ impl<'a> Client<'a> {
             }
             let dk = match dump_key {
                 Some(dk) => dk,
-                None => seal::DumpKey::generate(rng),
+                None => crate::DumpKey::generate(rng),
             };
             let mut dump_id = [0u8; 16];
             rng.fill_bytes(&mut dump_id);
@@ -370,6 +377,8 @@ impl<'a> Client<'a> {
             rexmit_credit: 0,
             next_tx: 0,
             largest_acked_tx: None,
+            reorder_threshold: PACKET_THRESHOLD,
+            spurious: 0,
             rtt: RttEstimator::new(),
             cc: Aimd::new(window as u32),
             rto_deadline: None,
@@ -680,21 +689,34 @@ impl<'a> Client<'a> {
     }
 
     fn on_ack(&mut self, now: Instant, seqno: u32) {
-        let ring = &mut self.ring;
-        let seq = ring.base + u64::from(seqno.wrapping_sub(ring.base as u32));
-        if seq >= ring.next_send {
+        let seq = self.ring.base + u64::from(seqno.wrapping_sub(self.ring.base as u32));
+        if seq >= self.ring.next_send {
             return;
         }
-        let index = ring.index(seq);
-        let slot = ring.states[index];
+        let index = self.ring.index(seq);
+        let slot = self.ring.states[index];
         if slot.seq != seq {
             return;
         }
         match slot.status {
-            Status::InFlight => self.in_flight -= 1,
-            Status::Lost => self.lost -= 1,
+            Status::InFlight => {
+                self.in_flight -= 1;
+                // Acked sooner than any round trip allows after the resend: the ack is for an earlier copy.
+                if slot.retransmits > 0
+                    && now.as_micros().saturating_sub(slot.sent_at_us) < self.rtt.min_rtt_us() / 2
+                {
+                    self.on_spurious_loss(self.reorder_threshold.saturating_mul(2));
+                }
+            }
+            Status::Lost => {
+                // Declared lost, then acked before the resend: the path reordered by this many sends.
+                self.lost -= 1;
+                let distance = self.largest_acked_tx.map_or(0, |l| l.saturating_sub(slot.tx));
+                self.on_spurious_loss(distance + 1);
+            }
             _ => return,
         }
+        let ring = &mut self.ring;
         ring.states[index].status = Status::Acked;
         if slot.retransmits == 0 {
             // Karn: only packets sent once give an unambiguous RTT and order.
@@ -726,7 +748,15 @@ impl<'a> Client<'a> {
         self.pump();
     }
 
-    /// Marks as lost every in-flight packet sent [`PACKET_THRESHOLD`] transmissions before the newest acked.
+    fn on_spurious_loss(&mut self, threshold: u64) {
+        self.spurious += 1;
+        self.reorder_threshold = self
+            .reorder_threshold
+            .max(threshold)
+            .min(self.window.max(3) as u64);
+    }
+
+    /// Marks as lost every in-flight packet sent `reorder_threshold` transmissions before the newest acked.
     fn detect_losses(&mut self) {
         let Some(largest) = self.largest_acked_tx else {
             return;
@@ -737,7 +767,7 @@ impl<'a> Client<'a> {
             let index = ring.index(seq);
             let slot = ring.states[index];
             if slot.status == Status::InFlight {
-                if slot.tx + PACKET_THRESHOLD <= largest {
+                if slot.tx + self.reorder_threshold <= largest {
                     ring.states[index].status = Status::Lost;
                     self.in_flight -= 1;
                     self.lost += 1;

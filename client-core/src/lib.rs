@@ -41,8 +41,6 @@ extern crate std;
 mod client;
 mod congestion;
 mod rtt;
-#[doc(hidden)]
-pub mod seal_stub;
 mod slot;
 mod time;
 
@@ -55,9 +53,9 @@ pub use core::time::Duration;
 pub use client::Client;
 pub use congestion::{INITIAL_CWND, MIN_CWND};
 pub use rtt::{INITIAL_RTO, MAX_RTO, MIN_RTO};
+pub use sealdump_crypto::DumpKey;
 /// The sealed-format API this crate drives (re-exported for callers building a [`Mode::Sealed`]).
-pub use seal_stub as seal;
-pub use seal_stub::DumpKey;
+pub use sealdump_crypto::seal;
 pub use slot::SlotState;
 pub use time::Instant;
 

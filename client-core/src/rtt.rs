@@ -16,6 +16,7 @@ const GRANULARITY_US: u64 = 1_000;
 #[derive(Clone, Copy, Debug)]
 pub struct RttEstimator {
     srtt: Option<u64>,
+    min_rtt: u64,
     rttvar: u64,
     rto: u64,
 }
@@ -35,6 +36,7 @@ impl RttEstimator {
     pub const fn new() -> Self {
         Self {
             srtt: None,
+            min_rtt: u64::MAX,
             rttvar: 0,
             rto: INITIAL_RTO.as_micros() as u64,
         }
@@ -43,6 +45,7 @@ impl RttEstimator {
     /// Feeds one RTT measurement (taken only from packets sent once: Karn's rule is the caller's).
     pub fn on_sample(&mut self, sample: Duration) {
         let r = micros(sample);
+        self.min_rtt = self.min_rtt.min(r);
         match self.srtt {
             None => {
                 self.srtt = Some(r);
@@ -67,6 +70,11 @@ impl RttEstimator {
     /// Current retransmission timeout.
     pub fn rto(&self) -> Duration {
         Duration::from_micros(self.rto)
+    }
+
+    /// Smallest RTT sample in microseconds (0 before the first sample).
+    pub fn min_rtt_us(&self) -> u64 {
+        if self.srtt.is_some() { self.min_rtt } else { 0 }
     }
 
     /// Smoothed RTT in microseconds (0 before the first sample).

@@ -1,0 +1,857 @@
+//! Deterministic simulation: client-core against the receiver's pure session logic over a virtual link with
+//! virtual time (loss, duplication, reordering, delay, a netdumpd-like 128 KiB socket buffer), in the style of
+//! quinn-proto's test `Pair`. Nothing here reads a clock or opens a socket, so every run is reproducible from
+//! its seed; a failure message names the seed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sealdump_client_core::{
+    Buffers, Client, Config, Event, FailReason, Instant, Mode, SlotState, Stats, seal, slot_len,
+};
+use sealdump_crypto::X25519Secret;
+use sealdump_crypto::seal::{HeaderView, TrailerStatus};
+use sealdump_receiver::session::{self, HeraldDecision, Output, Session, SessionConfig};
+
+const CLIENT: &str = "10.0.0.2:20024";
+const HERALD: &str = "10.0.0.1:20023";
+const SESSION_PORT: &str = "10.0.0.1:41234";
+/// Virtual-time cap: any run still going after this is a hang.
+const MAX_VIRTUAL_TIME: Duration = Duration::from_secs(3600);
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// splitmix64: tiny, seedable, and ours, so runs never change with a dependency upgrade.
+struct SimRng(u64);
+
+impl SimRng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 1.0 < p
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next_u64() % n }
+    }
+}
+
+/// A deterministic `CryptoRng` for the client's keys in tests (the real client takes the platform RNG).
+struct TestCryptoRng(SimRng);
+
+impl rand_core::TryRng for TestCryptoRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.0.next_u64() as u32)
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(self.0.next_u64())
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for b in dst {
+            *b = self.0.next_u64() as u8;
+        }
+        Ok(())
+    }
+}
+impl rand_core::TryCryptoRng for TestCryptoRng {}
+
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    /// One-way base delay.
+    delay: Duration,
+    /// Extra uniform random delay per datagram; larger than the packet spacing it reorders.
+    jitter: Duration,
+    /// Loss probability per datagram, each direction.
+    loss: f64,
+    /// Probability that a datagram arrives twice.
+    duplicate: f64,
+}
+
+impl Link {
+    const CLEAN: Link = Link {
+        delay: Duration::from_micros(100),
+        jitter: Duration::ZERO,
+        loss: 0.0,
+        duplicate: 0.0,
+    };
+}
+
+struct Datagram {
+    from: SocketAddr,
+    to: SocketAddr,
+    bytes: Vec<u8>,
+}
+
+/// The virtual network: datagrams in flight ordered by arrival time (ties by send order).
+struct Network {
+    link: Link,
+    rng: SimRng,
+    order: u64,
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    slots: std::collections::HashMap<u64, Datagram>,
+    sent: u64,
+}
+
+impl Network {
+    fn new(link: Link, seed: u64) -> Self {
+        Network {
+            link,
+            rng: SimRng(seed),
+            order: 0,
+            queue: BinaryHeap::new(),
+            slots: Default::default(),
+            sent: 0,
+        }
+    }
+
+    fn send(&mut self, now: u64, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
+        self.sent += 1;
+        if self.rng.chance(self.link.loss) {
+            return;
+        }
+        let copies = if self.rng.chance(self.link.duplicate) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let jitter = self.rng.below(self.link.jitter.as_micros() as u64 + 1);
+            let at = now + self.link.delay.as_micros() as u64 + jitter;
+            self.order += 1;
+            self.queue.push(Reverse((at, self.order)));
+            self.slots.insert(
+                self.order,
+                Datagram {
+                    from,
+                    to,
+                    bytes: bytes.to_vec(),
+                },
+            );
+        }
+    }
+
+    fn next_at(&self) -> Option<u64> {
+        self.queue.peek().map(|Reverse((at, _))| *at)
+    }
+
+    fn pop_due(&mut self, now: u64) -> Option<Datagram> {
+        let Reverse((at, order)) = *self.queue.peek()?;
+        if at > now {
+            return None;
+        }
+        self.queue.pop();
+        self.slots.remove(&order)
+    }
+}
+
+/// A receiver around `sealdump_receiver::session`, acking like netdumpd from a per-session port, optionally
+/// reading through a bounded socket buffer at a fixed service time per datagram.
+struct Receiver {
+    herald_addr: SocketAddr,
+    session_addr: SocketAddr,
+    session: Option<Session>,
+    herald_path: Option<Vec<u8>>,
+    core: Vec<u8>,
+    key: Vec<u8>,
+    kdh: Option<Vec<u8>>,
+    finished: Option<bool>,
+    /// Stops answering (and reading) at this virtual time.
+    dies_at: Option<u64>,
+    /// Socket buffer: capacity in bytes (None = unbounded, no service time).
+    buffer_limit: Option<usize>,
+    service: Duration,
+    backlog: VecDeque<Datagram>,
+    backlog_bytes: usize,
+    next_service: u64,
+    buffer_drops: u64,
+    late_heralds: u64,
+}
+
+impl Receiver {
+    fn new(session_addr: SocketAddr) -> Self {
+        Receiver {
+            herald_addr: addr(HERALD),
+            session_addr,
+            session: None,
+            herald_path: None,
+            core: Vec::new(),
+            key: Vec::new(),
+            kdh: None,
+            finished: None,
+            dies_at: None,
+            buffer_limit: None,
+            service: Duration::ZERO,
+            backlog: VecDeque::new(),
+            backlog_bytes: 0,
+            next_service: 0,
+            buffer_drops: 0,
+            late_heralds: 0,
+        }
+    }
+
+    fn dead(&self, now: u64) -> bool {
+        self.dies_at.is_some_and(|t| now >= t)
+    }
+
+    fn arrive(&mut self, now: u64, d: Datagram, net: &mut Network) {
+        if self.dead(now) {
+            return;
+        }
+        match self.buffer_limit {
+            None => self.process(now, d, net),
+            Some(limit) => {
+                // Kernel socket buffers count a whole mbuf cluster per small datagram.
+                let cost = d.bytes.len().max(2048);
+                if self.backlog_bytes + cost > limit {
+                    self.buffer_drops += 1;
+                    return;
+                }
+                if self.backlog.is_empty() {
+                    self.next_service = self.next_service.max(now) + self.service.as_micros() as u64;
+                }
+                self.backlog_bytes += cost;
+                self.backlog.push_back(d);
+            }
+        }
+    }
+
+    fn next_at(&self) -> Option<u64> {
+        (!self.backlog.is_empty()).then_some(self.next_service)
+    }
+
+    fn serve(&mut self, now: u64, net: &mut Network) {
+        while !self.backlog.is_empty() && self.next_service <= now && !self.dead(now) {
+            let d = self.backlog.pop_front().unwrap();
+            self.backlog_bytes -= d.bytes.len().max(2048);
+            let at = self.next_service;
+            self.process(at, d, net);
+            self.next_service = at + self.service.as_micros() as u64;
+        }
+    }
+
+    fn ack(&self, now: u64, net: &mut Network, from: SocketAddr, to: SocketAddr, seqno: u32) {
+        net.send(now, from, to, &seqno.to_be_bytes());
+    }
+
+    fn process(&mut self, now: u64, d: Datagram, net: &mut Network) {
+        let t = session::Instant::from_micros(now);
+        if d.to == self.herald_addr
+            && let Ok(herald) = session::parse_herald(&d.bytes)
+        {
+            match self.session.as_mut() {
+                None => {
+                    self.herald_path = herald.path.map(<[u8]>::to_vec);
+                    self.session = Some(Session::new(SessionConfig::default(), t, d.from, &herald));
+                    self.ack(now, net, self.session_addr, d.from, herald.seqno);
+                }
+                // The client sends nothing but heralds before the herald's ack, so a herald behind session
+                // traffic is the link's duplicate (netdumpd would restart the session; the model ignores it).
+                Some(s) if s.stats().packets > 0 => self.late_heralds += 1,
+                Some(s) => match s.handle_herald(t, d.from, &herald) {
+                    HeraldDecision::Reack { seqno } => self.ack(now, net, self.session_addr, d.from, seqno),
+                    HeraldDecision::Restart => panic!("restart without session traffic"),
+                },
+            }
+            return;
+        }
+        if d.to != self.session_addr {
+            return;
+        }
+        let Some(s) = self.session.as_mut() else { return };
+        let seqno = match s.handle_datagram(t, d.from, &d.bytes) {
+            Output::Rejected(r) => panic!("receiver rejected a client datagram: {r:?}"),
+            Output::Ack { seqno } => seqno,
+            Output::Core { seqno, offset, data } => {
+                write_at(&mut self.core, offset, data);
+                seqno
+            }
+            Output::Key {
+                seqno, offset, data, ..
+            } => {
+                write_at(&mut self.key, offset, data);
+                seqno
+            }
+            Output::Kdh { seqno, header } => {
+                self.kdh = Some(header.to_vec());
+                seqno
+            }
+            Output::Finished { seqno, complete } => {
+                self.finished = Some(complete);
+                seqno
+            }
+            other => panic!("unexpected receiver output {other:?}"),
+        };
+        self.ack(now, net, self.session_addr, d.from, seqno);
+    }
+}
+
+fn write_at(file: &mut Vec<u8>, offset: u64, data: &[u8]) {
+    let offset = offset as usize;
+    if file.len() < offset + data.len() {
+        file.resize(offset + data.len(), 0);
+    }
+    file[offset..offset + data.len()].copy_from_slice(data);
+}
+
+/// A dump-like payload: pseudo-random pages, text-like pages and zero pages.
+fn dump_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = SimRng(seed);
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let page: Vec<u8> = match rng.below(3) {
+            0 => (0..4096).map(|_| rng.next_u64() as u8).collect(),
+            1 => b"panic: sealdump simulation; "
+                .iter()
+                .cycle()
+                .take(4096)
+                .copied()
+                .collect(),
+            _ => vec![0; 4096],
+        };
+        out.extend_from_slice(&page);
+    }
+    out.truncate(len);
+    out
+}
+
+struct Recipient {
+    secret: X25519Secret,
+    public: [u8; 32],
+}
+
+fn recipient(byte: u8) -> Recipient {
+    let secret = X25519Secret::from_bytes([byte; 32]);
+    let public = secret.public_key();
+    Recipient { secret, public }
+}
+
+#[derive(Clone, Copy)]
+struct Scenario {
+    seed: u64,
+    link: Link,
+    len: usize,
+    sealed: bool,
+    window: usize,
+    payload: usize,
+    chunk_shift: u8,
+    give_up_after: Duration,
+}
+
+impl Scenario {
+    fn new(seed: u64, link: Link) -> Self {
+        Scenario {
+            seed,
+            link,
+            len: 1_000_000 + 123,
+            sealed: true,
+            window: 256,
+            payload: 1448,
+            chunk_shift: 16,
+            give_up_after: Duration::from_secs(10),
+        }
+    }
+}
+
+struct RunResult {
+    outcome: Event,
+    end_time: u64,
+    stats: Stats,
+    receiver: Receiver,
+    data: Vec<u8>,
+}
+
+fn run(sc: Scenario, mut receiver: Receiver) -> RunResult {
+    let data = dump_bytes(sc.len, sc.seed ^ 0xd00d);
+    let rcpt = recipient(7);
+    let recipients = [seal::Recipient::X25519 { public: rcpt.public }];
+    let mode = if sc.sealed {
+        Mode::Sealed {
+            params: seal::Params {
+                chunk_shift: sc.chunk_shift,
+                time: 1_700_000_000,
+                ..seal::Params::default()
+            },
+            recipients: &recipients,
+            dump_key: None,
+            metadata: seal::Metadata {
+                hostname: b"simhost",
+                kernel_version: b"FreeBSD 14.1-RELEASE\n",
+                panic_string: b"sim panic",
+                architecture: b"amd64",
+                expected_length: sc.len as u64,
+                host_uuid: [0x5a; 16],
+            },
+        }
+    } else {
+        Mode::Plain
+    };
+    let chunk_len = (1usize << sc.chunk_shift) + 16;
+    let slots = sc.window;
+    let mut slot_buf = vec![0u8; slots * slot_len(sc.payload)];
+    let mut slot_state = vec![SlotState::EMPTY; slots];
+    let mut chunk = vec![0u8; chunk_len];
+    let mut header = vec![0u8; 4096];
+    let buffers = Buffers {
+        slots: &mut slot_buf,
+        slot_len: slot_len(sc.payload),
+        slot_state: &mut slot_state,
+        chunk: &mut chunk,
+        header: &mut header,
+    };
+    let config = Config {
+        herald_path: b"sim/dumps",
+        payload_size: sc.payload,
+        window: sc.window,
+        give_up_after: sc.give_up_after,
+        ..Config::new(addr(HERALD), mode)
+    };
+    let mut rng = TestCryptoRng(SimRng(sc.seed));
+    let mut client = Client::new(config, buffers, &mut rng, Instant::from_micros(0)).unwrap();
+    let mut net = Network::new(sc.link, sc.seed.wrapping_mul(31) + 1);
+    let client_addr = addr(CLIENT);
+    let mut kdh = [0u8; 512];
+    sealdump_wire::kdh::Repr {
+        magic: sealdump_wire::kdh::Magic::Kernel,
+        architecture: b"amd64",
+        version: 4,
+        architecture_version: 2,
+        dump_length: sc.len as u64,
+        dump_time: 1_700_000_000,
+        dump_key_size: 0,
+        block_size: 4096,
+        hostname: b"simhost",
+        version_string: b"FreeBSD 14.1-RELEASE\n",
+        panic_string: b"sim panic",
+        compression: 0,
+        dump_extent: sc.len as u64,
+        parity_ok: true,
+    }
+    .emit(&mut kdh)
+    .unwrap();
+
+    let mut now = 0u64;
+    let mut written = 0;
+    let mut finished = false;
+    let mut buf = vec![0u8; 70_000];
+    let mut steps = 0u64;
+    loop {
+        steps += 1;
+        assert!(steps < 50_000_000, "seed {}: runaway loop", sc.seed);
+        while written < data.len() {
+            let n = client.write(&data[written..]);
+            if n == 0 {
+                break;
+            }
+            written += n;
+        }
+        if written == data.len() && !finished {
+            client.finish(Some(&kdh));
+            finished = true;
+        }
+        let t = Instant::from_micros(now);
+        while let Some(tx) = client.poll_transmit(t, &mut buf) {
+            net.send(now, client_addr, tx.destination, &buf[..tx.len]);
+        }
+        while let Some(ev) = client.poll_event() {
+            match ev {
+                Event::Connected { server } => assert_eq!(server, receiver.session_addr, "seed {}", sc.seed),
+                Event::Done(_) | Event::Failed(_) => {
+                    let stats = if let Event::Done(s) = ev {
+                        s
+                    } else {
+                        client.stats()
+                    };
+                    return RunResult {
+                        outcome: ev,
+                        end_time: now,
+                        stats,
+                        receiver,
+                        data,
+                    };
+                }
+                _ => {}
+            }
+        }
+        let next = [
+            client.poll_timeout().map(Instant::as_micros),
+            net.next_at(),
+            receiver.next_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let Some(next) = next else {
+            panic!(
+                "seed {}: nothing scheduled and no outcome: the client hangs ({client:?})",
+                sc.seed
+            )
+        };
+        now = now.max(next);
+        assert!(
+            now < MAX_VIRTUAL_TIME.as_micros() as u64,
+            "seed {}: no outcome after an hour of virtual time",
+            sc.seed
+        );
+        let t = Instant::from_micros(now);
+        while let Some(d) = net.pop_due(now) {
+            if d.to == client_addr {
+                client.handle_datagram(t, d.from, &d.bytes);
+            } else {
+                receiver.arrive(now, d, &mut net);
+            }
+        }
+        receiver.serve(now, &mut net);
+        if client.poll_timeout().is_some_and(|deadline| deadline <= t) {
+            client.handle_timeout(t);
+        }
+    }
+}
+
+/// Decrypts what the receiver stored with the recipient's key and returns the plaintext and trailer status.
+fn open_sealed(key: &[u8], core: &[u8], secret: &X25519Secret) -> (Vec<u8>, TrailerStatus) {
+    let header = HeaderView::parse(key).expect("seal header parses");
+    let stanza = header.stanzas().next().expect("one stanza");
+    let dk = seal::unwrap_x25519(secret, &stanza, &header).expect("our key unwraps the dump key");
+    let opener = header.open(&dk).expect("header MAC verifies");
+    let (index, offset) = opener
+        .trailer_position(core.len() as u64)
+        .expect("stream ends in a trailer");
+    let trailer = opener
+        .open_trailer(index, &core[offset as usize..])
+        .expect("trailer authenticates");
+    let mut out = Vec::new();
+    for i in 0..trailer.chunk_count {
+        let start = opener.record_offset(i) as usize;
+        let len = opener.record_len(&trailer, i).expect("record length");
+        let mut record = core[start..start + len].to_vec();
+        let n = opener.open_chunk(i, &mut record).expect("chunk authenticates");
+        out.extend_from_slice(&record[..n]);
+    }
+    assert_eq!(out.len() as u64, trailer.total_len);
+    (out, trailer.status)
+}
+
+fn check_delivered(sc: &Scenario, r: &RunResult) {
+    let seed = sc.seed;
+    assert!(
+        matches!(r.outcome, Event::Done(_)),
+        "seed {seed}: {:?}",
+        r.outcome
+    );
+    let rx = &r.receiver;
+    assert_eq!(
+        rx.finished,
+        Some(true),
+        "seed {seed}: receiver saw FINISHED with no holes"
+    );
+    assert_eq!(rx.herald_path.as_deref(), Some(&b"sim/dumps"[..]));
+    let kdh = sealdump_wire::kdh::Repr::parse(rx.kdh.as_deref().expect("KDH arrived")).unwrap();
+    assert_eq!(
+        kdh.dump_length,
+        rx.core.len() as u64,
+        "seed {seed}: KDH names the stored length"
+    );
+    if sc.sealed {
+        assert!(kdh.hostname.is_empty() && kdh.panic_string.is_empty() && kdh.version_string.is_empty());
+        assert_eq!(kdh.architecture, b"amd64");
+        assert_eq!(kdh.dump_key_size as usize, rx.key.len());
+        let (plain, status) = open_sealed(&rx.key, &rx.core, &recipient(7).secret);
+        assert_eq!(status, TrailerStatus::Complete);
+        assert!(plain == r.data, "seed {seed}: decrypted dump differs");
+        // The real header stayed secret: the hostname appears nowhere in clear.
+        assert!(!contains(&rx.core, b"simhost") && !contains(&rx.key, b"simhost"));
+    } else {
+        assert!(rx.key.is_empty());
+        assert!(rx.core == r.data, "seed {seed}: plain dump differs");
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Retransmissions a loss rate can explain: each datagram (and each ack) is lost with p, so a packet needs
+/// about 1/(1-p)^2 - 1 resends; allow twice that plus slack for spurious ones (reordering, duplicates).
+fn retransmit_budget(first_sends: u64, loss: f64) -> u64 {
+    let expected = first_sends as f64 * (1.0 / ((1.0 - loss) * (1.0 - loss)) - 1.0);
+    (2.0 * expected) as u64 + first_sends / 20 + 20
+}
+
+#[test]
+fn clean_link_sealed_and_plain() {
+    for sealed in [true, false] {
+        let sc = Scenario {
+            sealed,
+            ..Scenario::new(1, Link::CLEAN)
+        };
+        let r = run(sc, Receiver::new(addr(SESSION_PORT)));
+        check_delivered(&sc, &r);
+        assert_eq!(r.stats.retransmits, 0, "no loss, no resend");
+        // 1 MB over a 200 µs RTT: the window must keep many packets in flight (stop-and-wait would need
+        // ~700 round trips = 140 ms).
+        assert!(r.end_time < 60_000, "took {} µs of virtual time", r.end_time);
+    }
+}
+
+#[test]
+fn lossy_links_deliver_byte_identical_dumps() {
+    let mut seed = 100;
+    for loss in [0.0, 0.01, 0.05, 0.1, 0.2] {
+        for (jitter_us, duplicate) in [(0, 0.0), (300, 0.02), (2_000, 0.05)] {
+            seed += 1;
+            let link = Link {
+                delay: Duration::from_micros(200),
+                jitter: Duration::from_micros(jitter_us),
+                loss,
+                duplicate,
+            };
+            let sc = Scenario {
+                len: 400_000 + (seed as usize * 977) % 65_536,
+                ..Scenario::new(seed, link)
+            };
+            let r = run(sc, Receiver::new(addr(SESSION_PORT)));
+            check_delivered(&sc, &r);
+            let first = r.stats.packets_sent - r.stats.retransmits;
+            let budget = retransmit_budget(first, loss);
+            assert!(
+                r.stats.retransmits <= budget,
+                "seed {seed} loss {loss} jitter {jitter_us}: {} retransmits for {first} packets (budget {budget})",
+                r.stats.retransmits
+            );
+            eprintln!(
+                "seed {seed} loss {loss:.2} jitter {jitter_us:>4}µs dup {duplicate:.2}: {first} packets, {} resent, \
+                 {:.1} ms virtual",
+                r.stats.retransmits,
+                r.end_time as f64 / 1000.0
+            );
+        }
+    }
+}
+
+#[test]
+fn small_windows_payloads_and_chunks() {
+    let link = Link {
+        delay: Duration::from_micros(50),
+        jitter: Duration::from_micros(100),
+        loss: 0.05,
+        duplicate: 0.01,
+    };
+    for (i, (window, payload, shift, len)) in [
+        (2, 512, 12, 50_000),
+        (8, 512, 12, 4096 * 5),
+        (16, 8192, 16, 300_000),
+        (64, 1448, 20, 1 << 20),
+        (32, 1448, 16, 0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sc = Scenario {
+            window,
+            payload,
+            chunk_shift: shift,
+            len,
+            ..Scenario::new(500 + i as u64, link)
+        };
+        let r = run(sc, Receiver::new(addr(SESSION_PORT)));
+        check_delivered(&sc, &r);
+    }
+}
+
+#[test]
+fn stock_netdumpd_buffer_is_not_overrun_into_collapse() {
+    // netdumpd reads its per-session socket (128 KiB SO_RCVBUF) at its own pace; here 40 µs per datagram
+    // (~36 MB/s at 1448 bytes), slower than the client can send.
+    let sc = Scenario {
+        len: 4_000_000,
+        ..Scenario::new(900, Link::CLEAN)
+    };
+    let mut rx = Receiver::new(addr(SESSION_PORT));
+    rx.buffer_limit = Some(128 * 1024);
+    rx.service = Duration::from_micros(40);
+    let r = run(sc, rx);
+    check_delivered(&sc, &r);
+    let first = r.stats.packets_sent - r.stats.retransmits;
+    eprintln!(
+        "netdumpd model: {first} packets, {} resent, {} buffer drops, {:.1} ms (ideal {:.1} ms)",
+        r.stats.retransmits,
+        r.receiver.buffer_drops,
+        r.end_time as f64 / 1000.0,
+        first as f64 * 0.040
+    );
+    assert!(
+        r.stats.retransmits <= first / 10,
+        "AIMD keeps overflow losses small: {} of {first}",
+        r.stats.retransmits
+    );
+    assert!(
+        (r.end_time as f64) < first as f64 * 40.0 * 1.5,
+        "keeps the receiver busy: {} µs",
+        r.end_time
+    );
+}
+
+#[test]
+fn acks_from_the_herald_port_work_too() {
+    // Some receivers answer from 20023 itself; the client then keeps using it.
+    let sc = Scenario {
+        len: 200_000,
+        ..Scenario::new(42, Link::CLEAN)
+    };
+    let r = run(sc, Receiver::new(addr(HERALD)));
+    check_delivered(&sc, &r);
+}
+
+#[test]
+fn dead_receiver_fails_at_the_deadline() {
+    let give_up = Duration::from_secs(5);
+    // Never answers: NoServer exactly when the deadline passes.
+    let sc = Scenario {
+        give_up_after: give_up,
+        ..Scenario::new(7, Link::CLEAN)
+    };
+    let mut rx = Receiver::new(addr(SESSION_PORT));
+    rx.dies_at = Some(0);
+    let r = run(sc, rx);
+    assert_eq!(r.outcome, Event::Failed(FailReason::NoServer));
+    assert_eq!(r.end_time, give_up.as_micros() as u64);
+    assert!(
+        r.stats.packets_sent < 20,
+        "herald retries back off: {}",
+        r.stats.packets_sent
+    );
+
+    // Dies mid-dump (lossy link): Timeout within give_up of the last ack, resends bounded meanwhile.
+    let link = Link {
+        delay: Duration::from_micros(200),
+        jitter: Duration::from_micros(200),
+        loss: 0.05,
+        duplicate: 0.0,
+    };
+    let sc = Scenario {
+        give_up_after: give_up,
+        len: 2_000_000,
+        ..Scenario::new(8, link)
+    };
+    let mut rx = Receiver::new(addr(SESSION_PORT));
+    let death = 5_000;
+    rx.dies_at = Some(death);
+    let r = run(sc, rx);
+    assert_eq!(r.outcome, Event::Failed(FailReason::Timeout));
+    let limit = death + give_up.as_micros() as u64 + 1_000;
+    assert!(
+        r.end_time >= give_up.as_micros() as u64 && r.end_time <= limit,
+        "failed at {} µs",
+        r.end_time
+    );
+    assert!(
+        r.stats.retransmits < 2_000,
+        "{} resends while the receiver was dead",
+        r.stats.retransmits
+    );
+}
+
+#[test]
+fn abort_leaves_an_authentic_aborted_dump() {
+    // Drive by hand: write part of the dump, abort, let the link drain.
+    let sc = Scenario::new(
+        77,
+        Link {
+            loss: 0.05,
+            ..Link::CLEAN
+        },
+    );
+    let rcpt = recipient(7);
+    let recipients = [seal::Recipient::X25519 { public: rcpt.public }];
+    let mode = Mode::Sealed {
+        params: seal::Params::default(),
+        recipients: &recipients,
+        dump_key: None,
+        metadata: seal::Metadata::default(),
+    };
+    let mut slot_buf = vec![0u8; 64 * slot_len(1448)];
+    let mut slot_state = vec![SlotState::EMPTY; 64];
+    let mut chunk = vec![0u8; 65_536 + 16];
+    let mut header = vec![0u8; 4096];
+    let buffers = Buffers {
+        slots: &mut slot_buf,
+        slot_len: slot_len(1448),
+        slot_state: &mut slot_state,
+        chunk: &mut chunk,
+        header: &mut header,
+    };
+    let config = Config {
+        window: 64,
+        ..Config::new(addr(HERALD), mode)
+    };
+    let mut client = Client::new(
+        config,
+        buffers,
+        &mut TestCryptoRng(SimRng(1)),
+        Instant::from_micros(0),
+    )
+    .unwrap();
+    let data = dump_bytes(150_000, 3);
+    let mut written = 0;
+    let mut rx = Receiver::new(addr(SESSION_PORT));
+    let mut net = Network::new(sc.link, 5);
+    let mut now = 0u64;
+    let mut buf = vec![0u8; 2000];
+    let outcome = loop {
+        while written < data.len() {
+            let n = client.write(&data[written..]);
+            if n == 0 {
+                break;
+            }
+            written += n;
+        }
+        if written == data.len() {
+            client.abort();
+        }
+        while let Some(tx) = client.poll_transmit(Instant::from_micros(now), &mut buf) {
+            net.send(now, addr(CLIENT), tx.destination, &buf[..tx.len]);
+        }
+        if let Some(ev) = std::iter::from_fn(|| client.poll_event())
+            .find(|e| matches!(e, Event::Done(_) | Event::Failed(_)))
+        {
+            break ev;
+        }
+        let next = [client.poll_timeout().map(Instant::as_micros), net.next_at()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap();
+        now = now.max(next);
+        while let Some(d) = net.pop_due(now) {
+            if d.to == addr(CLIENT) {
+                client.handle_datagram(Instant::from_micros(now), d.from, &d.bytes);
+            } else {
+                rx.arrive(now, d, &mut net);
+            }
+        }
+        if client.poll_timeout().is_some_and(|t| t.as_micros() <= now) {
+            client.handle_timeout(Instant::from_micros(now));
+        }
+    };
+    assert_eq!(outcome, Event::Failed(FailReason::Aborted));
+    assert_eq!(rx.finished, None, "no FINISHED after an abort");
+    assert!(rx.kdh.is_none());
+    let (plain, status) = open_sealed(&rx.key, &rx.core, &rcpt.secret);
+    assert_eq!(status, TrailerStatus::Aborted);
+    assert!(
+        plain == data,
+        "everything written before the abort is delivered and authentic"
+    );
+}
