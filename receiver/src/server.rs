@@ -322,7 +322,8 @@ impl Server {
                             None => { sessions.remove(&ip); }
                         }
                     }
-                    if sessions.len() >= ctx.config.max_sessions {
+                    // Lingering (finished) sessions do not count.
+                    if ctx.metrics.sessions_active.load(Ordering::Relaxed) >= ctx.config.max_sessions as u64 {
                         metrics.drops.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(%from, max = ctx.config.max_sessions, "session limit reached; herald not acked");
                         continue;
@@ -345,6 +346,7 @@ impl Server {
                         path: parsed.path.map(<[u8]>::to_vec),
                     };
                     next_id += 1;
+                    ctx.metrics.sessions_active.fetch_add(1, Ordering::Relaxed);
                     let (ctrl_tx, ctrl_rx) = mpsc::unbounded_channel();
                     sessions.insert(ip, SessionHandle { id: next_id, ctrl: ctrl_tx });
                     let task = tokio::spawn(run_session(
@@ -467,7 +469,21 @@ async fn run_session(
     ended: mpsc::UnboundedSender<(IpAddr, u64)>,
 ) {
     let ip = peer.ip();
-    if let Err(e) = session_main(&ctx, peer, herald_local, herald, &mut ctrl, &mut shutdown).await {
+    let mut active = ActiveGuard {
+        metrics: ctx.metrics.clone(),
+        held: true,
+    };
+    if let Err(e) = session_main(
+        &ctx,
+        peer,
+        herald_local,
+        herald,
+        &mut ctrl,
+        &mut shutdown,
+        &mut active,
+    )
+    .await
+    {
         tracing::error!(%peer, error = %e, "session failed");
     }
     let _ = ended.send((ip, id));
@@ -480,6 +496,7 @@ async fn session_main(
     herald: HeraldInfo,
     ctrl: &mut mpsc::UnboundedReceiver<Ctrl>,
     shutdown: &mut tokio::sync::broadcast::Receiver<()>,
+    active: &mut ActiveGuard,
 ) -> io::Result<()> {
     let ip = peer.ip();
     let resolve = ctx.config.resolve_hostnames;
@@ -505,7 +522,6 @@ async fn session_main(
     let parsed = session::parse_herald(&herald_bytes).map_err(|r| io::Error::other(r.to_string()))?;
     let mut sess = Session::new(ctx.config.session.clone(), ctx.now(), peer, &parsed);
     ctx.metrics.sessions_started.fetch_add(1, Ordering::Relaxed);
-    ctx.metrics.sessions_active.fetch_add(1, Ordering::Relaxed);
     let _ = sock.send(&herald.seqno.to_be_bytes()).await;
 
     // Writer thread and buffer pool.
@@ -653,6 +669,7 @@ async fn session_main(
                         if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
                             break;
                         }
+                        active.release();
                         let reason = if complete { "success" } else { "error" };
                         let summary = Box::new(Summary::of(&sess));
                         if cmd_tx.send(Cmd::Close { summary, ack: Some(seqno), reason }).await.is_err() {
@@ -673,8 +690,28 @@ async fn session_main(
     }
     drop(cmd_tx);
     let _ = writer.await;
-    ctx.metrics.sessions_active.fetch_sub(1, Ordering::Relaxed);
     Ok(())
+}
+
+/// Counts a session in `sessions_active` until it finishes or ends.
+#[derive(Debug)]
+struct ActiveGuard {
+    metrics: Arc<Metrics>,
+    held: bool,
+}
+
+impl ActiveGuard {
+    fn release(&mut self) {
+        if std::mem::take(&mut self.held) {
+            self.metrics.sessions_active.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
