@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
@@ -333,5 +334,41 @@ fn herald_path_subdirectory_and_default_path() {
             .unwrap()
             .join("etc/info.127.0.0.1.0")
             .exists()
+    );
+}
+
+#[test]
+fn ipv6_and_dual_stack() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipping");
+        return;
+    }
+    let d = Daemon::start(|c| c.bind = "[::1]:0".parse().unwrap());
+    let mut cfg = client_config(d.addr, Order::FreeBsd13);
+    cfg.bind = "[::1]:0".parse().unwrap();
+    Client::new(cfg)
+        .unwrap()
+        .send_dump(&Dump {
+            core: b"six",
+            kdh: None,
+            key: None,
+        })
+        .unwrap();
+    let info = wait_info_closed(d.path().join("info.__1.0"));
+    assert!(info.starts_with("Dump from __1 [::1]\n"), "{info}");
+    assert_eq!(read(d.path().join("vmcore.__1.0")), b"six");
+
+    // [::] also takes IPv4 clients, named by their plain IPv4 address.
+    let d = Daemon::start(|c| c.bind = "[::]:0".parse().unwrap());
+    let v4 = SocketAddr::from(([127, 0, 0, 1], d.addr.port()));
+    client(v4, Order::FreeBsd13)
+        .send_dump(&Dump {
+            core: b"four",
+            kdh: None,
+            key: None,
+        })
+        .unwrap();
+    assert!(
+        wait_info_closed(d.path().join("info.127.0.0.1.0")).starts_with("Dump from 127.0.0.1 [127.0.0.1]\n")
     );
 }
