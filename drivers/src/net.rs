@@ -2,9 +2,13 @@
 //! panicking kernel needs to carry client-core's datagrams. smoltcp does ARP (IPv4) and neighbour discovery
 //! (IPv6) and routes off-link destinations through the configured gateway (`dumpon -g`'s job).
 //!
+//! [`run_dump`] pumps a `sealdump_client_core::Client` over such a stack.
+//!
 //! Nothing here allocates; all memory is in [`UdpStorage`] (about 160 KiB, normally a `static`).
 
 use core::net::{IpAddr, SocketAddr};
+
+use sealdump_client_core::{Client, Event, FailReason, Instant, Stats};
 
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::Device;
@@ -225,5 +229,92 @@ impl<'a> UdpStack<'a> {
     /// Payload bytes queued for sending and not yet handed to the device.
     pub fn send_queue_bytes(&self) -> usize {
         self.sockets.get::<udp::Socket<'_>>(self.handle).send_queue()
+    }
+}
+
+/// Largest datagram [`run_dump`] moves (24-byte netdump header + 1448-byte payload at MTU 1500).
+pub const MAX_DATAGRAM: usize = 1500;
+
+/// How a [`run_dump`] ended badly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DumpError {
+    /// client-core gave up (no receiver, no acks, abort, crypto).
+    Client(FailReason),
+    /// A datagram from client-core did not fit the UDP stack (payload size above the link MTU).
+    Oversized,
+}
+
+impl core::fmt::Display for DumpError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Client(reason) => write!(f, "{reason}"),
+            Self::Oversized => f.write_str("client datagram larger than the link allows"),
+        }
+    }
+}
+
+/// Sends `data` as one dump through `client` over `stack`/`device`, polling until the receiver acknowledges
+/// the end (`Event::Done`) or the client gives up. `now_micros` is a monotonic clock; `on_event` sees every
+/// client event (progress reports, for a console). `kdh` is passed to [`Client::finish`].
+///
+/// The loop: ingress (acks to the client), timers, feed `data` with back-pressure, then move every datagram
+/// the client wants to send into the socket while it has room, and egress. It never blocks and never
+/// allocates; its only memory is two stack buffers of [`MAX_DATAGRAM`] bytes.
+pub fn run_dump<D: Device + ?Sized>(
+    stack: &mut UdpStack<'_>,
+    device: &mut D,
+    client: &mut Client<'_>,
+    data: &[u8],
+    kdh: Option<&[u8; 512]>,
+    now_micros: &mut dyn FnMut() -> u64,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<Stats, DumpError> {
+    let mut datagram = [0u8; MAX_DATAGRAM];
+    let mut ack = [0u8; 64];
+    let mut written = 0usize;
+    let mut finished = false;
+    loop {
+        let now = now_micros();
+        let instant = Instant::from_micros(now);
+        stack.poll(device, now);
+        while let Some((len, from)) = stack.recv_from(&mut ack) {
+            client.handle_datagram(instant, from, &ack[..len.min(ack.len())]);
+        }
+        if client.poll_timeout().is_some_and(|deadline| deadline <= instant) {
+            client.handle_timeout(instant);
+        }
+        while written < data.len() {
+            let taken = client.write(&data[written..]);
+            if taken == 0 {
+                break;
+            }
+            written += taken;
+        }
+        if written == data.len() && !finished {
+            client.finish(kdh);
+            finished = true;
+        }
+        while stack.can_send(MAX_DATAGRAM) {
+            let Some(transmit) = client.poll_transmit(instant, &mut datagram) else {
+                break;
+            };
+            let Some(payload) = datagram.get(..transmit.len) else {
+                return Err(DumpError::Oversized);
+            };
+            if stack.send_to(payload, transmit.destination).is_err() {
+                // Lost locally; client-core's retransmission covers it like a loss on the wire.
+                break;
+            }
+        }
+        stack.poll(device, now);
+        while let Some(event) = client.poll_event() {
+            on_event(&event);
+            match event {
+                Event::Done(stats) => return Ok(stats),
+                Event::Failed(reason) => return Err(DumpError::Client(reason)),
+                Event::Connected { .. } | Event::Progress(_) => {}
+            }
+        }
     }
 }

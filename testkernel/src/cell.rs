@@ -22,7 +22,10 @@ impl<T> TakeOnce<T> {
     }
 
     /// The value, the first time only.
-    #[allow(clippy::mut_from_ref, reason = "the atomic flag makes the returned borrow unique")]
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "the atomic flag makes the returned borrow unique"
+    )]
     pub fn take(&'static self) -> Option<&'static mut T> {
         if self.taken.swap(true, Ordering::AcqRel) {
             return None;

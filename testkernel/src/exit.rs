@@ -21,10 +21,8 @@ pub enum ExitCode {
     ClientInit = 0x14,
     /// A second panic while dumping (43).
     NestedPanic = 0x15,
-    /// No entropy source usable for the dump key (45).
-    NoEntropy = 0x16,
-    /// The kernel returned from main without panicking (47).
-    NoPanic = 0x17,
+    /// The panic came before the dump memory was filled (45).
+    NoPanic = 0x16,
 }
 
 /// Ends the QEMU run with `code`.

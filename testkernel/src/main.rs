@@ -6,12 +6,16 @@
 mod arch;
 mod boot;
 mod cell;
+mod dump;
+mod entropy;
 mod exit;
 mod net;
 mod pattern;
+mod rtc;
 mod serial;
 mod time;
 
+use core::fmt::Write as _;
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use exit::{ExitCode, exit};
@@ -62,6 +66,37 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     panic!("deliberate panic to test the dump path");
 }
 
+/// The panic message, formatted into a fixed buffer (truncated) for the dump's sealed metadata.
+struct PanicString {
+    bytes: [u8; 200],
+    len: usize,
+}
+
+impl Default for PanicString {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 200],
+            len: 0,
+        }
+    }
+}
+
+impl PanicString {
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl core::fmt::Write for PanicString {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let room = self.bytes.len() - self.len;
+        let n = s.len().min(room);
+        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
 static PANICKING: AtomicBool = AtomicBool::new(false);
 
 #[panic_handler]
@@ -71,13 +106,15 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         exit(ExitCode::NestedPanic);
     }
     println!("sealdump-testkernel: panic: {}", info.message());
-    match filled_memory() {
-        Some(memory) => println!("sealdump-testkernel: would dump {} bytes", memory.len()),
-        None => println!("sealdump-testkernel: panicked before the memory was filled"),
+    let mut panic_string = PanicString::default();
+    let _ = write!(panic_string, "{}", info.message());
+    let Some(memory) = filled_memory() else {
+        println!("sealdump-testkernel: panicked before the memory was filled");
+        exit(ExitCode::NoPanic);
+    };
+    if option_env!("SEALDUMP_TK_PROBE_ONLY").is_some() {
+        let result = net::bring_up(arch::rdtsc()).and_then(|mut network| net::probe(&mut network));
+        exit(result.err().unwrap_or(ExitCode::Success));
     }
-    let result = net::bring_up(time::now_micros()).and_then(|mut network| net::probe(&mut network));
-    exit(match result {
-        Ok(()) => ExitCode::Success,
-        Err(code) => code,
-    })
+    exit(dump::dump(memory, panic_string.as_bytes()))
 }

@@ -46,11 +46,3 @@ pub fn now_micros() -> u64 {
     // u128: ticks * 1000 overflows u64 after a few months at GHz rates; cheap enough here.
     (u128::from(ticks) * 1000 / u128::from(per_ms)) as u64
 }
-
-/// Busy-waits `micros` microseconds.
-pub fn delay_micros(micros: u64) {
-    let end = now_micros().saturating_add(micros);
-    while now_micros() < end {
-        core::hint::spin_loop();
-    }
-}
