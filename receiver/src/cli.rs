@@ -282,6 +282,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn example_config_parses() {
+        let text = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../dist/systemd/receiver.toml.example"
+        ));
+        let f: FileConfig = toml::from_str(text).unwrap();
+        assert_eq!(f.port, Some(20023));
+        assert_eq!(f.max_dump_size.unwrap().bytes(), Ok(256 << 30));
+        assert_eq!(f.log_format, Some(LogFormat::Json));
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert_eq!(parse_size("64K"), Ok(65536));
