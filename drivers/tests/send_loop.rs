@@ -45,10 +45,7 @@ fn peer(herald: UdpSocket, drop_every: u32) -> thread::JoinHandle<Received> {
         session.send_to(&buf[4..8], client).unwrap();
         session.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut seen_once = HashSet::new();
-        loop {
-            let Ok((n, from)) = session.recv_from(&mut buf) else {
-                break;
-            };
+        while let Ok((n, from)) = session.recv_from(&mut buf) {
             assert_eq!(from, client);
             let msg_type = u32::from_be_bytes(buf[0..4].try_into().unwrap());
             let seqno = u32::from_be_bytes(buf[4..8].try_into().unwrap());

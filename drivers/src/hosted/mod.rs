@@ -6,7 +6,6 @@
 pub mod cli;
 pub mod provision;
 pub mod sender;
-mod shim;
 pub mod synthetic;
 
 use std::fs::File;
@@ -16,10 +15,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::hosted::shim::keys::PublicKey;
 use clap::{CommandFactory, Parser};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sealdump_crypto::AeadId;
+use sealdump_crypto::keys::PublicKey;
 
 pub use cli::Cli;
 use provision::Provision;
@@ -93,7 +92,7 @@ pub fn resolve_receiver(spec: &str) -> Result<SocketAddr, AppError> {
 }
 
 fn read_public_key(path: &Path) -> Result<PublicKey, AppError> {
-    crate::hosted::shim::keys::read_public_key_file(path)
+    sealdump_crypto::keys::read_public_key_file(path)
         .map_err(|e| usage(format!("recipient {}: {e}", path.display())))
 }
 

@@ -13,15 +13,15 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use crate::hosted::shim::keys::PublicKey;
 use sealdump_client_core::{self as core, Buffers, Client, Config, Event, Mode, SlotState, Stats, seal};
+use sealdump_crypto::keys::PublicKey;
 use sealdump_crypto::{AeadId, DumpKey};
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// Size of one input block handed from the reader thread to the send loop.
 const INPUT_BLOCK: usize = 1 << 20;
 /// Input blocks queued ahead of the send loop.
-const INPUT_QUEUE: usize = 8;
+const INPUT_QUEUE: usize = 4;
 /// Socket buffers: a full window of 8 KiB datagrams fits several times over.
 const SOCKET_BUFFER: usize = 8 << 20;
 
@@ -223,14 +223,12 @@ pub fn send(
 
 /// Builds the sealed-mode recipients: HPKE for X25519 keys (done by client-core), one pre-wrapped RSA-OAEP body per
 /// RSA key, all around the same dump key.
-fn rsa_pool(
-    recipients: &[PublicKey],
-) -> Result<Option<crate::hosted::shim::rsa_wrap::PrewrappedKey>, SendError> {
+fn rsa_pool(recipients: &[PublicKey]) -> Result<Option<sealdump_crypto::rsa_wrap::PrewrappedKey>, SendError> {
     if !recipients.iter().any(|k| matches!(k, PublicKey::Rsa(_))) {
         return Ok(None);
     }
-    let mut pool = crate::hosted::shim::rsa_wrap::prewrap_pool(recipients, 1)
-        .map_err(|e| SendError::Wrap(e.to_string()))?;
+    let mut pool =
+        sealdump_crypto::rsa_wrap::prewrap_pool(recipients, 1).map_err(|e| SendError::Wrap(e.to_string()))?;
     pool.pop()
         .map(Some)
         .ok_or_else(|| SendError::Wrap("empty pre-wrapped pool".into()))

@@ -1,0 +1,495 @@
+//! End to end over real loopback sockets and real files: `sealdump-send` → `sealdump-receiver` → decrypt
+//! (with the crypto library, and with `sealdump-decryptor` when it is built), plain and sealed, X25519 and RSA
+//! recipients, two recipients at once, stdin input, a provisioning file, and the failure exits.
+//!
+//! The binaries are built on first use with the same cargo, profile and target directory as this test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use sealdump_crypto::keys::PrivateKey;
+use sealdump_crypto::seal::HeaderView;
+
+/// Directory holding the workspace binaries of this profile (target/debug or target/release).
+fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        // target/<profile>/deps/e2e_send-<hash>
+        let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+        let release = dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args([
+            "build",
+            "--bins",
+            "-p",
+            "sealdump-drivers",
+            "-p",
+            "sealdump-receiver",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(
+            status.success(),
+            "building sealdump-send and sealdump-receiver failed"
+        );
+        // The decryptor is optional here: the library check below runs either way.
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--bins", "-p", "sealdump-decryptor", "-q"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .stderr(Stdio::null());
+        if release {
+            cmd.arg("--release");
+        }
+        let _ = cmd.status();
+        dir
+    })
+}
+
+fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
+}
+
+/// A running `sealdump-receiver` on 127.0.0.1 with an ephemeral port; killed on drop.
+struct Receiver {
+    child: Child,
+    addr: String,
+    dir: PathBuf,
+}
+
+impl Receiver {
+    fn start(dir: &Path) -> Receiver {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut child = Command::new(bin("sealdump-receiver"))
+            .args(["-D", "-a", "127.0.0.1", "--port", "0", "-d"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sealdump-receiver");
+        // The "listening on" line may go to either stream; read both on threads.
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for stream in [Box::new(out) as Box<dyn std::io::Read + Send>, Box::new(err)] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .expect("receiver never printed its listening address");
+            if line.to_ascii_lowercase().contains("listening on") {
+                let addr = line
+                    .split(|c: char| c.is_whitespace() || c == '"' || c == ',')
+                    .find(|w| w.starts_with("127.0.0.1:"))
+                    .expect("an address in the listening line")
+                    .to_string();
+                break addr;
+            }
+        };
+        Receiver {
+            child,
+            addr,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The newest file whose name starts with `prefix`, once the dump's info file exists.
+    fn stored(&self, prefix: &str) -> PathBuf {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let files: Vec<PathBuf> = walk(&self.dir);
+            let info = files.iter().any(|p| file_name(p).starts_with("info."));
+            // Skip the `*.last` symlinks: their key blob is not named after them.
+            let found = files.iter().find(|p| {
+                let name = file_name(p);
+                name.starts_with(prefix) && !name.ends_with(".last")
+            });
+            if let Some(p) = found
+                && info
+            {
+                // Let a last write land.
+                std::thread::sleep(Duration::from_millis(100));
+                return p.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {prefix}* with an info file in {}: {files:?}",
+                self.dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The key blob the receiver stored beside a sealed stream (`key.<host>.N` for `vmcore_encrypted.<host>.N`).
+fn key_blob_for(stream: &Path) -> PathBuf {
+    let name = file_name(stream).replacen("vmcore_encrypted.", "key.", 1);
+    stream.with_file_name(name)
+}
+
+/// Decrypts a stored sealed dump with the crypto library, checking every chunk and the trailer.
+fn decrypt_with_library(key: &PrivateKey, stream_path: &Path) -> Vec<u8> {
+    let blob = std::fs::read(key_blob_for(stream_path)).unwrap();
+    let stream = std::fs::read(stream_path).unwrap();
+    let header = HeaderView::parse(&blob).unwrap();
+    let key_id = key.public_key().key_id();
+    let stanza = header
+        .stanzas()
+        .find(|s| s.key_id == key_id)
+        .expect("a stanza for this key");
+    let dk = key.unwrap_stanza(&stanza, &header).unwrap();
+    let opener = header.open(&dk).unwrap();
+    let (count, trailer_at) = opener
+        .trailer_position(stream.len() as u64)
+        .expect("trailer position");
+    let trailer_at = trailer_at as usize;
+    let trailer = opener.open_trailer(count, &stream[trailer_at..]).unwrap();
+    let mut plain = Vec::new();
+    for i in 0..count {
+        let start = opener.record_offset(i) as usize;
+        let end = (opener.record_offset(i + 1) as usize).min(trailer_at);
+        let mut record = stream[start..end].to_vec();
+        let n = opener.open_chunk(i, &mut record).unwrap();
+        plain.extend_from_slice(&record[..n]);
+    }
+    assert_eq!(trailer.total_len, plain.len() as u64);
+    assert_eq!(trailer.chunk_count, count);
+    plain
+}
+
+/// A synthetic dump of `mib` MiB written by `sealdump-send --synthetic`.
+fn synthetic(dir: &Path, mib: u64, seed: u64) -> (PathBuf, Vec<u8>) {
+    let path = dir.join(format!("dump-{mib}-{seed}.img"));
+    let out = Command::new(bin("sealdump-send"))
+        .arg("--synthetic")
+        .arg(&path)
+        .args([
+            "--synthetic-size",
+            &mib.to_string(),
+            "--synthetic-seed",
+            &seed.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let data = std::fs::read(&path).unwrap();
+    assert_eq!(data.len() as u64, mib << 20);
+    (path, data)
+}
+
+fn write_key_pair(dir: &Path, name: &str, key: &PrivateKey) -> (PathBuf, PathBuf) {
+    let private = dir.join(format!("{name}.key"));
+    let public = dir.join(format!("{name}.pub"));
+    sealdump_crypto::keys::write_private_key_file(&private, key, None, false).unwrap();
+    sealdump_crypto::keys::write_public_key_file(&public, &key.public_key(), false).unwrap();
+    (private, public)
+}
+
+fn rsa_key() -> &'static PrivateKey {
+    static KEY: OnceLock<PrivateKey> = OnceLock::new();
+    KEY.get_or_init(|| PrivateKey::generate_rsa(3072).unwrap())
+}
+
+fn send(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(bin("sealdump-send"))
+        .args(["--client-port", "0", "-q"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn os<S: AsRef<std::ffi::OsStr> + ?Sized>(s: &S) -> &std::ffi::OsStr {
+    s.as_ref()
+}
+
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "sealdump-send exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn plain_file_arrives_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(&tmp.path().join("dumps"));
+    let (dump, data) = synthetic(tmp.path(), 3, 1);
+    assert_ok(&send(&[
+        os("--to"),
+        os(&rx.addr),
+        os("--plain"),
+        os("--payload-size"),
+        os("8192"),
+        dump.as_os_str(),
+    ]));
+    let stored = std::fs::read(rx.stored("vmcore.")).unwrap();
+    assert_eq!(sha256(&stored), sha256(&data));
+}
+
+#[test]
+fn sealed_x25519_decrypts_byte_identical_and_receiver_never_sees_plaintext() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(&tmp.path().join("dumps"));
+    let key = PrivateKey::generate_x25519();
+    let (_private, public) = write_key_pair(tmp.path(), "analyst", &key);
+    let (dump, data) = synthetic(tmp.path(), 4, 2);
+    assert_ok(&send(&[
+        os("--to"),
+        os(&rx.addr),
+        os("--recipient"),
+        public.as_os_str(),
+        dump.as_os_str(),
+    ]));
+    let stored = rx.stored("vmcore_encrypted.");
+    let raw = std::fs::read(&stored).unwrap();
+    // The page with the panic message must not appear in clear anywhere the receiver wrote.
+    assert!(!raw.windows(32).any(|w| w == &data[data.len() - 32..]));
+    assert_eq!(sha256(&decrypt_with_library(&key, &stored)), sha256(&data));
+}
+
+#[test]
+fn sealed_rsa_recipient_from_stdin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(&tmp.path().join("dumps"));
+    let (_private, public) = write_key_pair(tmp.path(), "rsa", rsa_key());
+    let (_dump, data) = synthetic(tmp.path(), 2, 3);
+    let mut child = Command::new(bin("sealdump-send"))
+        .args([
+            "--client-port",
+            "0",
+            "-q",
+            "--aead",
+            "aes-256-gcm",
+            "--to",
+            &rx.addr,
+            "--recipient",
+        ])
+        .arg(&public)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Feed it in uneven pieces, as a pipe would.
+    for piece in data.chunks(100_003) {
+        stdin.write_all(piece).unwrap();
+    }
+    drop(stdin);
+    assert_ok(&child.wait_with_output().unwrap());
+    let stored = rx.stored("vmcore_encrypted.");
+    assert_eq!(sha256(&decrypt_with_library(rsa_key(), &stored)), sha256(&data));
+}
+
+#[test]
+fn two_recipients_each_decrypt_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(&tmp.path().join("dumps"));
+    let x = PrivateKey::generate_x25519();
+    let (_xp, x_pub) = write_key_pair(tmp.path(), "x", &x);
+    let (_rp, rsa_pub) = write_key_pair(tmp.path(), "rsa", rsa_key());
+    let (dump, data) = synthetic(tmp.path(), 2, 4);
+    assert_ok(&send(&[
+        os("--to"),
+        os(&rx.addr),
+        os("--recipient"),
+        x_pub.as_os_str(),
+        os("--recipient"),
+        rsa_pub.as_os_str(),
+        os("--payload-size"),
+        os("4000"),
+        dump.as_os_str(),
+    ]));
+    let stored = rx.stored("vmcore_encrypted.");
+    assert_eq!(sha256(&decrypt_with_library(&x, &stored)), sha256(&data));
+    assert_eq!(sha256(&decrypt_with_library(rsa_key(), &stored)), sha256(&data));
+    // A third key is not a recipient.
+    let other = PrivateKey::generate_x25519();
+    let header_blob = std::fs::read(key_blob_for(&stored)).unwrap();
+    let header = HeaderView::parse(&header_blob).unwrap();
+    assert!(header.stanzas().all(|s| s.key_id != other.public_key().key_id()));
+    assert_eq!(header.stanzas().count(), 2);
+}
+
+#[test]
+fn provisioning_file_and_decryptor_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(&tmp.path().join("dumps"));
+    let key = PrivateKey::generate_x25519();
+    let (private, _public) = write_key_pair(tmp.path(), "analyst", &key);
+    let pem = key.public_key().to_pem();
+    let provision = tmp.path().join("provision.toml");
+    std::fs::write(
+        &provision,
+        format!(
+            "version = 1\nreceiver = [\"{}\"]\nclient_port = 0\naead = \"aes-256-gcm\"\nchunk_shift = 14\n\
+             [[recipient]]\nkey_id = \"{}\"\npublic_key = \"\"\"{}\"\"\"\n",
+            rx.addr,
+            hex::encode(key.public_key().key_id()),
+            pem.trim_end()
+        ),
+    )
+    .unwrap();
+    let (dump, data) = synthetic(tmp.path(), 2, 5);
+    let out = Command::new(bin("sealdump-send"))
+        .arg("--provision")
+        .arg(&provision)
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    // Without -q a summary line reports the rate.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("MB/s"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = rx.stored("vmcore_encrypted.");
+    let header_blob = std::fs::read(key_blob_for(&stored)).unwrap();
+    assert_eq!(HeaderView::parse(&header_blob).unwrap().chunk_shift(), 14);
+    assert_eq!(sha256(&decrypt_with_library(&key, &stored)), sha256(&data));
+
+    let decryptor = bin("sealdump-decryptor");
+    if !decryptor.exists() {
+        eprintln!("sealdump-decryptor not built: skipped its half of this test");
+        return;
+    }
+    let plain = tmp.path().join("vmcore.decrypted");
+    let out = Command::new(&decryptor)
+        .arg("--key")
+        .arg(&private)
+        .arg("-o")
+        .arg(&plain)
+        .arg(&stored)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "decryptor: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sha256(&std::fs::read(&plain).unwrap()), sha256(&data));
+}
+
+#[test]
+fn silent_receiver_fails_with_exit_1_at_the_deadline() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Bound, so datagrams are swallowed (no ICMP), but never answers.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (dump, _) = synthetic(tmp.path(), 1, 6);
+    let started = Instant::now();
+    let out = send(&[
+        os("--to"),
+        os(&silent.local_addr().unwrap().to_string()),
+        os("--plain"),
+        os("--timeout"),
+        os("1"),
+        dump.as_os_str(),
+    ]);
+    let took = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("sealdump-send: error: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn usage_and_environment_errors_exit_2_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dump, _) = synthetic(tmp.path(), 1, 7);
+    let bogus = tmp.path().join("bogus.pub");
+    std::fs::write(
+        &bogus,
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let cases: Vec<Vec<&std::ffi::OsStr>> = vec![
+        // no protection mode
+        vec![os("--to"), os("127.0.0.1:9"), dump.as_os_str()],
+        // unreadable input
+        vec![
+            os("--to"),
+            os("127.0.0.1:9"),
+            os("--plain"),
+            os("/nonexistent/vmcore"),
+        ],
+        // broken key
+        vec![
+            os("--to"),
+            os("127.0.0.1:9"),
+            os("--recipient"),
+            bogus.as_os_str(),
+            dump.as_os_str(),
+        ],
+        // missing provisioning file
+        vec![
+            os("--provision"),
+            os("/nonexistent/provision.toml"),
+            dump.as_os_str(),
+        ],
+        // no receiver at all
+        vec![os("--plain"), dump.as_os_str()],
+    ];
+    for args in cases {
+        let out = send(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.starts_with("sealdump-send: error: "), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
