@@ -57,9 +57,9 @@ impl OutputFile {
         &self.path
     }
 
-    /// Flushes to disk and keeps the file.
+    /// Keeps the file. (No fsync: like decryptcore(8), durability is left to the system; the sealed dump
+    /// remains the source of truth and a forced sync of a multi-GiB core costs more than the decryption.)
     pub fn keep(mut self) -> Result<()> {
-        self.file.sync_all().map_err(Error::io(&self.path))?;
         self.keep = true;
         Ok(())
     }

@@ -88,7 +88,10 @@ pub struct DecryptArgs {
     #[arg(short, long)]
     pub force: bool,
 
-    /// Output file, or `-` for stdout (in order); default: DUMP with `vmcore_encrypted` replaced by `vmcore`.
+    /// Output file, or `-` for stdout; default: DUMP with `vmcore_encrypted` replaced by `vmcore`.
+    /// A file is created exclusively (mode 0600) and removed if the dump turns out not authentic. `-` streams the
+    /// plaintext in order as it is authenticated: if a later chunk fails, what was already written stays written
+    /// and the exit status is 1.
     #[arg(short, long, value_name = "OUT")]
     pub output: Option<PathBuf>,
 
