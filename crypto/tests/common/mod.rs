@@ -82,6 +82,7 @@ pub struct Sealed {
 }
 
 /// Seals `plaintext` as a whole dump (header + record stream).
+#[allow(clippy::too_many_arguments)]
 pub fn seal_all(
     params: &Params,
     dk: &DumpKey,
