@@ -27,11 +27,24 @@
 //! + W × size_of::<SlotState>()   per-slot bookkeeping (32 bytes)
 //! + C + 16                       chunk buffer (sealed mode; 0 in plain mode)
 //! + 4096                         seal header buffer (sealed mode; 0 in plain mode)
-//! + size_of::<Client>()          the state machine itself (≈ 1 KiB, see [`ram_required`])
+//! + size_of::<Client>()          the state machine itself (1 888 bytes on x86_64, keys included)
 //! ```
 //!
-//! At W = 256, P = 1448, C = 64 KiB that is 376 832 + 8 192 + 65 552 + 4 096 + `size_of::<Client>()`
-//! ≈ 455 KiB; [`ram_required`] computes it exactly.
+//! At W = 256, P = 1448, C = 64 KiB: 376 832 + 8 192 + 65 552 + 4 096 + 1 888 = 456 560 bytes (≈ 446 KiB);
+//! [`ram_required`] computes it for any configuration. A 64-slot window with 64 KiB chunks needs ≈ 165 KiB.
+//! No stack buffer larger than the 512-byte kernel dump header is used.
+//!
+//! # Protocol (FreeBSD netdump, DESIGN §3)
+//! HERALD (seqno 1, optional path) to the herald address → the first ack's source port is the session port →
+//! sealed mode: the seal header as EKCD_KEY at offsets 0, P, 2P… → the record stream as VMCORE at stream
+//! offsets → the kernel dump header (KDH, redacted when sealed) → FINISHED once every other message is acked.
+//! Each message is acked individually (4-byte big-endian seqno), so a stock netdumpd is a valid receiver.
+//!
+//! # Transport
+//! Up to `window` messages in flight, limited further by an AIMD congestion window that slow-starts from
+//! [`INITIAL_CWND`]; RFC 6298 RTT estimation with the RTO floored at [`MIN_RTO`]; a message is resent at once
+//! when messages sent 3 (more on a path shown to reorder) transmissions after it are acked, or when the RTO
+//! fires; no ack progress for `give_up_after` ends the dump with [`Event::Failed`].
 #![no_std]
 #![forbid(unsafe_code)]
 

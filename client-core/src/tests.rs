@@ -375,3 +375,198 @@ impl Instant {
         Instant::from_millis(s * 1000)
     }
 }
+
+fn sealed_client(
+    payload: usize,
+    recipients: &'static [seal::Recipient<'static>],
+    dump_key: Option<DumpKey>,
+) -> Client<'static> {
+    let mode = Mode::Sealed {
+        params: seal::Params {
+            chunk_shift: 12,
+            ..seal::Params::default()
+        },
+        recipients,
+        dump_key,
+        metadata: seal::Metadata {
+            hostname: b"secret-host",
+            architecture: b"arm64",
+            ..Default::default()
+        },
+    };
+    let config = Config {
+        payload_size: payload,
+        window: 64,
+        ..Config::new(addr(SERVER), mode)
+    };
+    Client::new(
+        config,
+        buffers(64, payload, 4096 + 16),
+        &mut StdRng::seed_from_u64(9),
+        Instant::from_millis(0),
+    )
+    .unwrap()
+}
+
+fn x25519_recipients() -> &'static [seal::Recipient<'static>] {
+    let public = sealdump_crypto::X25519Secret::from_bytes([3; 32]).public_key();
+    Box::leak(Box::new([seal::Recipient::X25519 { public }]))
+}
+
+#[test]
+fn seal_header_is_split_across_ekcd_key_messages_at_offsets() {
+    // An RSA-4096 pre-wrapped body (512 bytes) and two X25519 stanzas: a header over two 512-byte payloads.
+    let body: &'static [u8] = Box::leak(vec![0xaa; 512].into_boxed_slice());
+    let x = |b: u8| seal::Recipient::X25519 {
+        public: sealdump_crypto::X25519Secret::from_bytes([b; 32]).public_key(),
+    };
+    let recipients: &'static [seal::Recipient<'static>] = Box::leak(Box::new([
+        x(3),
+        seal::Recipient::Prewrapped {
+            kind: seal::StanzaKind::RsaOaepSha256,
+            key_id: [1; 8],
+            body,
+        },
+        x(4),
+    ]));
+    let mut c = sealed_client(512, recipients, None);
+    let header = c.seal_header().to_vec();
+    assert!(header.len() > 512, "header of {} bytes", header.len());
+    assert!(header.starts_with(b"SEALDUMP"));
+    connect(&mut c);
+    let sent = drain(&mut c, Instant::from_millis(2));
+    let keys: Vec<_> = sent.iter().filter(|s| s.msg_type == 5).collect();
+    assert_eq!(keys.len(), header.len().div_ceil(512));
+    let mut joined = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(k.offset, (i * 512) as u64);
+        assert_eq!(k.seqno, 2 + i as u32, "the key follows the herald directly");
+        joined.extend_from_slice(&k.payload);
+    }
+    assert_eq!(joined, header);
+    // The header parses and names the recipient; the metadata is not in clear.
+    let view = seal::HeaderView::parse(&joined).unwrap();
+    assert_eq!(view.stanzas().count(), 3);
+    assert!(!joined.windows(11).any(|w| w == b"secret-host"));
+}
+
+#[test]
+fn sealed_stream_is_chunk_records_then_trailer_and_kdh_is_redacted() {
+    let mut c = sealed_client(1448, x25519_recipients(), None);
+    connect(&mut c);
+    let plain = vec![0x42u8; 4096 + 100];
+    assert_eq!(c.write(&plain), plain.len());
+    let mut kdh = [0u8; 512];
+    sealdump_wire::kdh::Repr {
+        magic: sealdump_wire::kdh::Magic::Kernel,
+        architecture: b"amd64",
+        version: 4,
+        architecture_version: 2,
+        dump_length: plain.len() as u64,
+        dump_time: 123,
+        dump_key_size: 0,
+        block_size: 4096,
+        hostname: b"secret-host",
+        version_string: b"FreeBSD 15.0\n",
+        panic_string: b"page fault",
+        compression: 0,
+        dump_extent: plain.len() as u64,
+        parity_ok: true,
+    }
+    .emit(&mut kdh)
+    .unwrap();
+    c.finish(Some(&kdh));
+    let mut now = Instant::from_millis(2);
+    let mut core = Vec::new();
+    let mut kdh_sent = None;
+    let mut done = false;
+    for _ in 0..100 {
+        for s in drain(&mut c, now) {
+            match s.msg_type {
+                3 => {
+                    let end = s.offset as usize + s.payload.len();
+                    core.resize(core.len().max(end), 0);
+                    core[s.offset as usize..end].copy_from_slice(&s.payload);
+                }
+                4 => kdh_sent = Some(s.payload.clone()),
+                _ => {}
+            }
+            ack(&mut c, now, SESSION, s.seqno);
+        }
+        if events(&mut c).iter().any(|e| matches!(e, Event::Done(_))) {
+            done = true;
+            break;
+        }
+        now = now + Duration::from_millis(1);
+    }
+    assert!(done);
+    // Two data records (4096 + 16, 100 + 16) and the 48-byte trailer.
+    assert_eq!(core.len(), 4112 + 116 + 48);
+    assert_eq!(c.stream_len(), core.len() as u64);
+    assert_eq!(c.stats().bytes_acked, core.len() as u64);
+    let secret = sealdump_crypto::X25519Secret::from_bytes([3; 32]);
+    let header = c.seal_header().to_vec();
+    let view = seal::HeaderView::parse(&header).unwrap();
+    let stanza = view.stanzas().next().unwrap();
+    let opener = view
+        .open(&seal::unwrap_x25519(&secret, &stanza, &view).unwrap())
+        .unwrap();
+    let trailer = opener.open_trailer(2, &core[4112 + 116..]).unwrap();
+    assert_eq!((trailer.total_len, trailer.chunk_count), (4196, 2));
+    assert_eq!(trailer.status, seal::TrailerStatus::Complete);
+    let mut rec = core[4112..4112 + 116].to_vec();
+    assert_eq!(opener.open_chunk(1, &mut rec).unwrap(), 100);
+    assert_eq!(&rec[..100], &plain[4096..]);
+    assert_eq!(opener.metadata().hostname(), b"secret-host");
+
+    let kdh = sealdump_wire::kdh::Repr::parse(kdh_sent.as_deref().unwrap()).unwrap();
+    assert_eq!(kdh.architecture, b"amd64");
+    assert_eq!((kdh.version, kdh.block_size, kdh.dump_time), (4, 4096, 123));
+    assert_eq!(
+        (kdh.dump_length, kdh.dump_extent),
+        (core.len() as u64, core.len() as u64)
+    );
+    assert_eq!(kdh.dump_key_size as usize, header.len());
+    assert!(kdh.hostname.is_empty() && kdh.version_string.is_empty() && kdh.panic_string.is_empty());
+    assert!(kdh.parity_ok);
+}
+
+#[test]
+fn a_prewrapped_dump_key_is_the_one_sealed_with() {
+    let body: &'static [u8] = Box::leak(vec![0xaa; 384].into_boxed_slice());
+    let public = sealdump_crypto::X25519Secret::from_bytes([3; 32]).public_key();
+    let recipients: &'static [seal::Recipient<'static>] = Box::leak(Box::new([
+        seal::Recipient::Prewrapped {
+            kind: seal::StanzaKind::RsaOaepSha256,
+            key_id: [1; 8],
+            body,
+        },
+        seal::Recipient::X25519 { public },
+    ]));
+    let dk = DumpKey::from_bytes([0x11; 32]);
+    let c = sealed_client(1448, recipients, Some(dk.clone()));
+    let view = seal::HeaderView::parse(c.seal_header()).unwrap();
+    assert_eq!(view.stanzas().count(), 2);
+    assert_eq!(view.stanzas().next().unwrap().body, body);
+    assert!(view.open(&dk).is_ok(), "the pool's key seals the dump");
+    assert!(view.open(&DumpKey::from_bytes([0x12; 32])).is_err());
+}
+
+#[test]
+fn stray_and_duplicate_acks_are_ignored() {
+    let mut c = plain_client(16, 16, 512);
+    connect(&mut c);
+    c.write(&[0u8; 1024]);
+    let sent = drain(&mut c, Instant::from_millis(2));
+    for seqno in [0, 1, 99, u32::MAX] {
+        ack(&mut c, Instant::from_millis(3), SESSION, seqno);
+    }
+    assert_eq!(c.stats().bytes_acked, 0);
+    ack(&mut c, Instant::from_millis(3), SESSION, sent[0].seqno);
+    ack(&mut c, Instant::from_millis(3), SESSION, sent[0].seqno);
+    assert_eq!(c.stats().bytes_acked, 512);
+    // Not an ack at all.
+    c.handle_datagram(Instant::from_millis(3), addr(SESSION), &[0, 0, 0]);
+    c.handle_datagram(Instant::from_millis(3), addr(SESSION), &[]);
+    assert_eq!(c.stats().bytes_acked, 512);
+}
