@@ -992,3 +992,30 @@ impl<'a> Client<'a> {
         None
     }
 }
+
+#[cfg(test)]
+impl Client<'_> {
+    /// Recounts the ring and checks the bookkeeping (used by the property tests).
+    pub(crate) fn check_invariants(&self) {
+        let ring = &self.ring;
+        assert!(ring.base <= ring.next_send && ring.next_send <= ring.next_alloc);
+        assert!(ring.next_alloc - ring.base + u64::from(ring.fill.is_some()) <= ring.size());
+        let (mut in_flight, mut lost) = (0, 0);
+        for seq in ring.base..ring.next_alloc {
+            let slot = ring.states[ring.index(seq)];
+            assert_eq!(slot.seq, seq);
+            match slot.status {
+                Status::InFlight => in_flight += 1,
+                Status::Lost => lost += 1,
+                Status::Acked => assert!(seq > ring.base, "acked base slot not freed"),
+                Status::Queued => assert!(seq >= ring.next_send),
+                Status::Free => panic!("free slot inside the ring"),
+            }
+            if seq >= ring.next_send {
+                assert_eq!(slot.status, Status::Queued);
+            }
+        }
+        assert_eq!((in_flight, lost), (self.in_flight, self.lost));
+        assert!(self.cc.window() >= 1 && self.cc.window() as usize <= self.window);
+    }
+}

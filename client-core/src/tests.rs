@@ -570,3 +570,88 @@ fn stray_and_duplicate_acks_are_ignored() {
     c.handle_datagram(Instant::from_millis(3), addr(SESSION), &[]);
     assert_eq!(c.stats().bytes_acked, 512);
 }
+
+mod prop {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Write(usize),
+        AckSent(usize),
+        AckAny(u32),
+        AckFromElsewhere(u32),
+        Garbage(Vec<u8>),
+        Advance(u64),
+        Timeout,
+        Finish,
+        Abort,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0usize..5000).prop_map(Op::Write),
+            8 => any::<usize>().prop_map(Op::AckSent),
+            1 => any::<u32>().prop_map(Op::AckAny),
+            1 => any::<u32>().prop_map(Op::AckFromElsewhere),
+            1 => proptest::collection::vec(any::<u8>(), 0..10).prop_map(Op::Garbage),
+            3 => (0u64..20_000).prop_map(Op::Advance),
+            2 => Just(Op::Timeout),
+            1 => Just(Op::Finish),
+            1 => Just(Op::Abort),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Any sequence of inputs (acks in any order, duplicates, strays, garbage, time jumps) keeps the ring
+        /// consistent, never panics, never sends beyond the payload size, and events end with at most one outcome.
+        #[test]
+        fn arbitrary_inputs_keep_the_ring_consistent(sealed in any::<bool>(), ops in proptest::collection::vec(op(), 1..200)) {
+            let mut c = if sealed { sealed_client(512, x25519_recipients(), None) } else { plain_client(8, 8, 512) };
+            let mut now = Instant::from_millis(0);
+            let mut sent: Vec<u32> = Vec::new();
+            let mut outcomes = 0;
+            for op in ops {
+                match op {
+                    Op::Write(n) => { c.write(&vec![0x5a; n]); }
+                    Op::AckSent(i) if !sent.is_empty() => {
+                        ack(&mut c, now, SESSION, sent[i % sent.len()]);
+                    }
+                    Op::AckSent(_) => {}
+                    Op::AckAny(s) => ack(&mut c, now, SESSION, s),
+                    Op::AckFromElsewhere(s) => ack(&mut c, now, "192.0.2.77:40000", s),
+                    Op::Garbage(bytes) => c.handle_datagram(now, addr(SESSION), &bytes),
+                    Op::Advance(us) => now = now + Duration::from_micros(us),
+                    Op::Timeout => {
+                        if let Some(t) = c.poll_timeout() {
+                            now = now.max(t);
+                            c.handle_timeout(now);
+                        }
+                    }
+                    Op::Finish => c.finish(None),
+                    Op::Abort => c.abort(),
+                }
+                let mut buf = [0u8; 2048];
+                while let Some(t) = c.poll_transmit(now, &mut buf) {
+                    prop_assert!(t.len <= slot_len(512));
+                    let p = Packet::new_checked(&buf[..t.len]).unwrap();
+                    sent.push(p.seqno());
+                }
+                for ev in events(&mut c) {
+                    match ev {
+                        Event::Done(_) | Event::Failed(_) => outcomes += 1,
+                        Event::Connected { .. } | Event::Progress(_) => {}
+                    }
+                }
+                c.check_invariants();
+                if let Some(t) = c.poll_timeout() {
+                    prop_assert!(t >= Instant::from_millis(0));
+                }
+            }
+            prop_assert!(outcomes <= 1);
+        }
+    }
+}

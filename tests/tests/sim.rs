@@ -855,3 +855,35 @@ fn abort_leaves_an_authentic_aborted_dump() {
         "everything written before the abort is delivered and authentic"
     );
 }
+
+#[test]
+fn random_scenarios_from_many_seeds() {
+    // Each seed draws its own link, window, payload, chunk size and dump length.
+    for seed in 1000..1024u64 {
+        let mut r = SimRng(seed);
+        let link = Link {
+            delay: Duration::from_micros(10 + r.below(2_000)),
+            jitter: Duration::from_micros(r.below(1_000)),
+            loss: r.below(21) as f64 / 100.0,
+            duplicate: r.below(6) as f64 / 100.0,
+        };
+        let payload = [512, 1448, 4096, 8192][r.below(4) as usize];
+        let sc = Scenario {
+            len: r.below(300_000) as usize,
+            sealed: r.below(4) != 0,
+            window: [2, 3, 16, 64, 256][r.below(5) as usize],
+            payload,
+            chunk_shift: 12 + r.below(5) as u8,
+            ..Scenario::new(seed, link)
+        };
+        let result = run(sc, Receiver::new(addr(SESSION_PORT)));
+        check_delivered(&sc, &result);
+        let first = result.stats.packets_sent - result.stats.retransmits;
+        let budget = retransmit_budget(first, link.loss);
+        assert!(
+            result.stats.retransmits <= budget,
+            "seed {seed} {link:?}: {} retransmits for {first} packets (budget {budget})",
+            result.stats.retransmits
+        );
+    }
+}
