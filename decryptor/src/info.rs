@@ -99,7 +99,7 @@ fn sealed_info(
                 "host_uuid": hex::encode(m.host_uuid()),
             });
             let input = File::open(dump).map_err(Error::io(dump))?;
-            let (trailer, layout) = sealed::read_trailer(&input, &opened.opener, stream_len)?;
+            let (trailer, layout) = sealed::read_trailer(&input, dump, &opened.opener, stream_len)?;
             report["chunks"] = json!(layout.records);
             match trailer {
                 TrailerState::Authentic(t) => {

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 
 use sealdump_crypto::error::Error as CryptoError;
 use sealdump_crypto::seal::{self, ChunkOpener, HeaderView, Trailer, TrailerStatus};
@@ -116,7 +117,12 @@ pub enum TrailerState {
 
 /// Reads and authenticates the trailer at the end of a `stream_len`-byte stream; returns its state and the layout
 /// of the data records (for a missing trailer, the best guess for salvage).
-pub fn read_trailer(input: &File, opener: &ChunkOpener, stream_len: u64) -> Result<(TrailerState, Layout)> {
+pub fn read_trailer(
+    input: &File,
+    path: &Path,
+    opener: &ChunkOpener,
+    stream_len: u64,
+) -> Result<(TrailerState, Layout)> {
     let chunk_size = opener.chunk_size() as u64;
     let record_size = chunk_size + TAG_LEN;
     let position = opener.trailer_position(stream_len);
@@ -126,10 +132,7 @@ pub fn read_trailer(input: &File, opener: &ChunkOpener, stream_len: u64) -> Resu
         let mut record = [0u8; TRAILER_RECORD_LEN as usize];
         input
             .read_exact_at(&mut record, offset)
-            .map_err(|source| Error::Io {
-                path: "<dump>".into(),
-                source,
-            })?;
+            .map_err(Error::io(path))?;
         if let Ok(trailer) = opener.open_trailer(index, &record) {
             let layout = Layout::for_plaintext(chunk_size, trailer.total_len);
             if trailer.chunk_count != index || layout.records != index || layout.stored_len() != offset {
@@ -159,7 +162,7 @@ pub fn read_trailer(input: &File, opener: &ChunkOpener, stream_len: u64) -> Resu
     });
     let mut chosen = fallback;
     for layout in candidates {
-        if last_record_opens(input, opener, &layout)? {
+        if last_record_opens(input, path, opener, &layout)? {
             chosen = layout;
             break;
         }
@@ -196,7 +199,7 @@ fn layout_of_data(chunk_size: u64, data_end: u64) -> Option<Layout> {
     }
 }
 
-fn last_record_opens(input: &File, opener: &ChunkOpener, layout: &Layout) -> Result<bool> {
+fn last_record_opens(input: &File, path: &Path, opener: &ChunkOpener, layout: &Layout) -> Result<bool> {
     let Some(last) = layout.records.checked_sub(1) else {
         return Ok(true);
     };
@@ -204,10 +207,7 @@ fn last_record_opens(input: &File, opener: &ChunkOpener, layout: &Layout) -> Res
     let mut record = vec![0u8; usize::try_from(len).unwrap_or(0)];
     input
         .read_exact_at(&mut record, offset)
-        .map_err(|source| Error::Io {
-            path: "<dump>".into(),
-            source,
-        })?;
+        .map_err(Error::io(path))?;
     Ok(opener.open_chunk(last, &mut record).is_ok())
 }
 
@@ -256,7 +256,7 @@ pub fn run(job: &Job, blob: &[u8], key_args: &KeyArgs) -> Result<()> {
     let Opened { opener, .. } = open_header(&view, keys)?;
     let input = File::open(&job.dump).map_err(Error::io(&job.dump))?;
     let stream_len = input.metadata().map_err(Error::io(&job.dump))?.len();
-    let (trailer, layout) = read_trailer(&input, &opener, stream_len)?;
+    let (trailer, layout) = read_trailer(&input, &job.dump, &opener, stream_len)?;
     let expected_len = opener.metadata().expected_length();
 
     if let TrailerState::Missing { .. } = trailer
