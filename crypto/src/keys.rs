@@ -34,8 +34,9 @@ const RSA_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1
 const X25519_PKCS8_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
 ];
-/// RSA key sizes keytool generates.
-pub const RSA_GENERATE_BITS: [usize; 2] = [3072, 4096];
+/// RSA key sizes [`PrivateKey::generate_rsa`] makes (keytool offers 3072 and 4096; 2048 is for tests and
+/// FreeBSD `dumpon -k` style keys).
+pub const RSA_GENERATE_BITS: [usize; 3] = [2048, 3072, 4096];
 
 /// Errors from reading, writing or using keys. Messages are one line.
 #[non_exhaustive]
@@ -82,7 +83,7 @@ pub enum KeyError {
         bits: usize,
     },
     /// An RSA size keytool does not generate.
-    #[error("unsupported RSA size {0} (use 3072 or 4096)")]
+    #[error("unsupported RSA size {0} (use 2048, 3072 or 4096)")]
     RsaSize(usize),
     /// An RSA library error (key generation, encryption).
     #[error("RSA: {0}")]
@@ -222,7 +223,7 @@ impl PrivateKey {
         PrivateKey::X25519(X25519Secret::from_bytes(*bytes))
     }
 
-    /// A fresh RSA key (3072 or 4096 bits, e = 65537).
+    /// A fresh RSA key (2048, 3072 or 4096 bits, e = 65537).
     pub fn generate_rsa(bits: usize) -> Result<Self, KeyError> {
         if !RSA_GENERATE_BITS.contains(&bits) {
             return Err(KeyError::RsaSize(bits));
