@@ -36,6 +36,47 @@ pub fn passphrase(file: Option<&Path>) -> Result<Option<Zeroizing<Vec<u8>>>, Err
     }
 }
 
+/// Asks for a passphrase on the controlling terminal with echo turned off (through `stty`, which needs no
+/// extra crate and no `unsafe`). `None` when stdin is not a terminal, so scripts and tests never block.
+pub fn prompt_passphrase(prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    let Ok(tty) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    else {
+        return Ok(None);
+    };
+    let stty = |arg: &str| -> bool {
+        std::fs::File::open("/dev/tty")
+            .and_then(|t| std::process::Command::new("stty").arg(arg).stdin(t).status())
+            .is_ok_and(|s| s.success())
+    };
+    if !stty("-echo") {
+        // Never read a passphrase with echo on.
+        return Ok(None);
+    }
+    let mut writer = &tty;
+    let _ = write!(writer, "{prompt}");
+    let _ = writer.flush();
+    let mut line = Zeroizing::new(String::new());
+    let read = std::io::BufReader::new(&tty).read_line(&mut line);
+    stty("echo");
+    let _ = writeln!(writer);
+    read.map_err(|source| Error::Io {
+        path: "/dev/tty".into(),
+        source,
+    })?;
+    let trimmed = line.trim_end_matches(['\n', '\r']);
+    if trimmed.is_empty() {
+        return Err(Error::Input("empty passphrase".to_string()));
+    }
+    Ok(Some(Zeroizing::new(trimmed.as_bytes().to_vec())))
+}
+
 /// A key file's content.
 #[derive(Debug)]
 pub enum LoadedKey {
@@ -75,7 +116,10 @@ pub fn load_any(path: &Path, passphrase_file: Option<&Path>) -> Result<LoadedKey
             key: Box::new(PrivateKey::from_pem(&text, None).map_err(|e| Error::key(path, e))?),
             encrypted: false,
         }),
-        _ => match passphrase(passphrase_file)? {
+        _ => match passphrase(passphrase_file)?.map_or_else(
+            || prompt_passphrase(&format!("Passphrase for {}: ", path.display())),
+            |p| Ok(Some(p)),
+        )? {
             None => Ok(LoadedKey::Locked),
             Some(pass) => Ok(LoadedKey::Private {
                 key: Box::new(PrivateKey::from_pem(&text, Some(&pass)).map_err(|e| Error::key(path, e))?),

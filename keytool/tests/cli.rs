@@ -374,3 +374,31 @@ fn provision_writes_the_contract_toml() {
         .code(2)
         .stderr(predicate::str::contains("is listed twice"));
 }
+
+#[test]
+fn gen_encrypt_without_terminal_or_passphrase_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    keytool(dir.path())
+        .args(["gen", "--encrypt", "k"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(
+            "sealdump-keytool: error: --encrypt needs a passphrase: --passphrase-file FILE, SEALDUMP_PASSPHRASE \
+             or a terminal\n",
+        );
+    assert!(!dir.path().join("k.key").exists());
+    // With the passphrase in the environment, --encrypt uses it.
+    stdout_of(
+        keytool(dir.path())
+            .args(["gen", "--encrypt", "k"])
+            .env("SEALDUMP_PASSPHRASE", "env pass"),
+    );
+    let key = dir.path().join("k.key");
+    assert!(
+        std::fs::read_to_string(&key)
+            .unwrap()
+            .starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\n")
+    );
+    openssl_fingerprint(&key, Some("pass:env pass"));
+}

@@ -7,7 +7,7 @@ use sealdump_crypto::keys::{self, PrivateKey, hex_lower};
 use crate::cli::GenArgs;
 use crate::cmd::emit;
 use crate::error::Error;
-use crate::keyfile::passphrase;
+use crate::keyfile::{passphrase, prompt_passphrase};
 
 /// `PATH` + suffix (PATH.key / PATH.pub), keeping any dots already in PATH.
 pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -32,7 +32,20 @@ pub fn run(
             }
         }
     }
-    let pass = passphrase(args.passphrase_file.as_deref())?;
+    let mut pass = passphrase(args.passphrase_file.as_deref())?;
+    if pass.is_none() && args.encrypt {
+        let first = prompt_passphrase("New passphrase: ")?.ok_or_else(|| {
+            Error::Input(
+                "--encrypt needs a passphrase: --passphrase-file FILE, SEALDUMP_PASSPHRASE or a terminal"
+                    .to_string(),
+            )
+        })?;
+        let again = prompt_passphrase("Same passphrase again: ")?;
+        if again.as_deref() != Some(&first) {
+            return Err(Error::Input("the passphrases differ".to_string()));
+        }
+        pass = Some(first);
+    }
     let key = match args.rsa {
         Some(bits) => PrivateKey::generate_rsa(bits).map_err(|e| Error::key(&key_path, e))?,
         None => PrivateKey::generate_x25519(),

@@ -16,7 +16,8 @@ Examples:
   # A provisioning file for clients that send to 192.0.2.10:
   sealdump-keytool provision --receiver 192.0.2.10 --recipient analyst.pub -o provision.toml
 
-Passphrases come from --passphrase-file or the SEALDUMP_PASSPHRASE environment variable.
+Passphrases come from --passphrase-file, the SEALDUMP_PASSPHRASE environment variable, or (for an
+encrypted key, or gen --encrypt) a prompt on the terminal.
 Exit status: 0 on success, 2 on a usage or environment error (bad file, wrong passphrase, ...).";
 
 /// Key generation, export, fingerprints and client provisioning for sealdump.
@@ -36,7 +37,8 @@ pub enum Command {
 Examples:
   sealdump-keytool gen analyst                      # X25519 (default)
   sealdump-keytool gen --rsa 3072 analyst-rsa       # RSA-3072, for sites with FreeBSD dumpon -k keys
-  SEALDUMP_PASSPHRASE=... sealdump-keytool gen k    # encrypted PKCS#8 (scrypt, AES-256-CBC)
+  sealdump-keytool gen --encrypt analyst            # encrypted PKCS#8 (scrypt, AES-256-CBC), asks twice
+  SEALDUMP_PASSPHRASE=... sealdump-keytool gen k    # encrypted with the passphrase from the environment
 
 Prints the new key's id (16 hex digits) on stdout. Existing files are never replaced without --force.")]
     Gen(GenArgs),
@@ -79,6 +81,10 @@ pub struct GenArgs {
     /// Encrypt the private key with the passphrase in this file (first line).
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// Encrypt the private key, asking for the passphrase on the terminal (unless --passphrase-file or
+    /// SEALDUMP_PASSPHRASE gives it).
+    #[arg(long)]
+    pub encrypt: bool,
     /// Replace existing PATH.key / PATH.pub.
     #[arg(long)]
     pub force: bool,
