@@ -157,9 +157,38 @@ fn ekcd_info(blob_path: &Path, blob: &[u8], key_args: &KeyArgs, stream_len: u64)
     Ok(report)
 }
 
+/// Text order of the report's fields (JSON objects are sorted by key).
+const TEXT_ORDER: &[&str] = &[
+    "format",
+    "cipher",
+    "aead",
+    "chunk_size",
+    "chunk_shift",
+    "compression",
+    "header_len",
+    "dump_id",
+    "time",
+    "iv",
+    "encrypted_key_len",
+    "needs_key",
+    "recipients",
+    "given_keys",
+    "header",
+    "opened_with",
+    "metadata",
+    "stream_len",
+    "chunks",
+    "plaintext_len",
+    "trailer",
+];
+
 fn print_text(report: &Value) {
     let Some(map) = report.as_object() else { return };
-    for (key, value) in map {
+    let ordered = TEXT_ORDER
+        .iter()
+        .filter_map(|k| map.get_key_value(*k))
+        .chain(map.iter().filter(|(k, _)| !TEXT_ORDER.contains(&k.as_str())));
+    for (key, value) in ordered {
         match value {
             Value::Array(items) => {
                 println!("{key}:");
