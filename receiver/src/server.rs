@@ -243,32 +243,29 @@ impl Server {
         if let Some(listener) = metrics_listener {
             tokio::spawn(serve_metrics(listener, metrics.clone()));
         }
-        let store = Arc::new(Store::new(config.store.clone()));
-        let epoch = std::time::Instant::now();
-        let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<(IpAddr, u64)>();
-        let (shutdown_tx, _) = tokio::sync::broadcast::channel::<()>(1);
-        let mut sessions: HashMap<IpAddr, SessionHandle> = HashMap::new();
+        let ctx = Arc::new(Ctx {
+            store: Arc::new(Store::new(config.store.clone())),
+            config,
+            metrics,
+            epoch: std::time::Instant::now(),
+        });
+        let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event>();
+        let mut d = Dispatcher {
+            ctx: ctx.clone(),
+            sessions: HashMap::new(),
+            next_id: 0,
+            tasks: Vec::new(),
+            events: events_tx,
+            shutdown: tokio::sync::broadcast::channel::<()>(1).0,
+            herald_local: herald.local_addr().ok(),
+        };
         let mut rate: HashMap<IpAddr, (std::time::Instant, u32)> = HashMap::new();
-        let mut next_id = 0u64;
-        let mut tasks: Vec<JoinHandle<()>> = Vec::new();
         let mut buf = vec![0u8; 65_536];
         tokio::pin!(shutdown);
-        let ctx = Arc::new(Ctx {
-            config: config.clone(),
-            store,
-            metrics: metrics.clone(),
-            epoch,
-        });
-
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                Some((ip, id)) = ended_rx.recv() => {
-                    if sessions.get(&ip).is_some_and(|s| s.id == id) {
-                        sessions.remove(&ip);
-                    }
-                    tasks.retain(|t| !t.is_finished());
-                }
+                Some(event) = events_rx.recv() => d.handle_event(event),
                 r = herald.recv_from(&mut buf) => {
                     let (n, from) = match r {
                         Ok(x) => x,
@@ -278,101 +275,157 @@ impl Server {
                         }
                     };
                     let from = canonical(from);
-                    let bytes = &buf[..n];
-                    let parsed = match session::parse_herald(bytes) {
+                    let parsed = match session::parse_herald(&buf[..n]) {
                         Ok(h) => h,
                         Err(reason) => {
-                            metrics.drops.fetch_add(1, Ordering::Relaxed);
+                            ctx.metrics.drops.fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(%from, %reason, "ignoring datagram on the herald port");
                             continue;
                         }
                     };
-                    let ip = from.ip();
-                    // Per-source rate limit.
+                    // Per-source rate limit (fixed one-second windows).
                     let now = std::time::Instant::now();
-                    let entry = rate.entry(ip).or_insert((now, 0));
+                    if rate.len() > 4096 {
+                        rate.retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(1));
+                    }
+                    let entry = rate.entry(from.ip()).or_insert((now, 0));
                     if now.duration_since(entry.0) >= Duration::from_secs(1) {
                         *entry = (now, 0);
                     }
-                    entry.1 += 1;
+                    entry.1 = entry.1.saturating_add(1);
                     if entry.1 > ctx.config.heralds_per_second {
-                        metrics.drops.fetch_add(1, Ordering::Relaxed);
-                        if entry.1 == ctx.config.heralds_per_second + 1 {
+                        ctx.metrics.drops.fetch_add(1, Ordering::Relaxed);
+                        if entry.1 == ctx.config.heralds_per_second.saturating_add(1) {
                             tracing::warn!(%from, "herald rate limit exceeded; dropping heralds from this source");
                         }
                         continue;
                     }
-                    if rate.len() > 4096 {
-                        rate.retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(1));
-                    }
-                    if let Some(existing) = sessions.get(&ip) {
-                        let (reply_tx, reply_rx) = oneshot::channel();
-                        let forwarded = existing.ctrl.send(Ctrl::Herald { from, seqno: parsed.seqno, reply: reply_tx });
-                        let decision = match forwarded {
-                            Ok(()) => tokio::time::timeout(Duration::from_secs(2), reply_rx).await.ok().and_then(|r| r.ok()),
-                            Err(_) => None,
-                        };
-                        match decision {
-                            Some(HeraldDecision::Reack { .. }) => continue,
-                            Some(HeraldDecision::Restart) => {
-                                tracing::info!(%from, "new herald after data: closing the old session as timed out");
-                                sessions.remove(&ip);
-                            }
-                            // The old session is ending: start anew.
-                            None => { sessions.remove(&ip); }
-                        }
-                    }
-                    // Lingering (finished) sessions do not count.
-                    if ctx.metrics.sessions_active.load(Ordering::Relaxed) >= ctx.config.max_sessions as u64 {
-                        metrics.drops.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(%from, max = ctx.config.max_sessions, "session limit reached; herald not acked");
-                        continue;
-                    }
-                    if ctx.config.min_free > 0 {
-                        match store::free_bytes(&ctx.config.store.dump_dir) {
-                            Ok(free) if free < ctx.config.min_free => {
-                                metrics.drops.fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(%from, free, floor = ctx.config.min_free,
-                                    "free space below the floor; herald not acked");
-                                continue;
-                            }
-                            Ok(_) => {}
-                            Err(e) => tracing::warn!(error = %e, "cannot read free space"),
-                        }
-                    }
-                    let herald_info = HeraldInfo {
-                        seqno: parsed.seqno,
-                        aux2: parsed.aux2,
-                        path: parsed.path.map(<[u8]>::to_vec),
-                    };
-                    next_id += 1;
-                    ctx.metrics.sessions_active.fetch_add(1, Ordering::Relaxed);
-                    let (ctrl_tx, ctrl_rx) = mpsc::unbounded_channel();
-                    sessions.insert(ip, SessionHandle { id: next_id, ctrl: ctrl_tx });
-                    let task = tokio::spawn(run_session(
-                        ctx.clone(),
-                        next_id,
-                        from,
-                        herald.local_addr().ok(),
-                        herald_info,
-                        ctrl_rx,
-                        shutdown_tx.subscribe(),
-                        ended_tx.clone(),
-                    ));
-                    tasks.push(task);
+                    let info = HeraldInfo { seqno: parsed.seqno, aux2: parsed.aux2, path: parsed.path.map(<[u8]>::to_vec) };
+                    d.herald(from, info);
                 }
             }
         }
         tracing::info!(
-            sessions = sessions.len(),
+            sessions = d.sessions.len(),
             "shutting down; closing open sessions as timed out"
         );
-        let _ = shutdown_tx.send(());
-        drop(sessions);
-        for t in tasks {
+        let _ = d.shutdown.send(());
+        d.sessions.clear();
+        for t in std::mem::take(&mut d.tasks) {
             let _ = t.await;
         }
         Ok(())
+    }
+}
+
+/// Messages from session tasks to the herald loop.
+#[derive(Debug)]
+enum Event {
+    /// The session task ended.
+    Ended { ip: IpAddr, id: u64 },
+    /// A herald forwarded to session `id` must start a new session (data had arrived, or it was ending).
+    Restart {
+        id: u64,
+        from: SocketAddr,
+        herald: HeraldInfo,
+    },
+}
+
+/// The herald loop's state: which client IP has which session.
+#[derive(Debug)]
+struct Dispatcher {
+    ctx: Arc<Ctx>,
+    sessions: HashMap<IpAddr, SessionHandle>,
+    next_id: u64,
+    tasks: Vec<JoinHandle<()>>,
+    events: mpsc::UnboundedSender<Event>,
+    shutdown: tokio::sync::broadcast::Sender<()>,
+    herald_local: Option<SocketAddr>,
+}
+
+impl Dispatcher {
+    fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::Ended { ip, id } => {
+                if self.sessions.get(&ip).is_some_and(|s| s.id == id) {
+                    self.sessions.remove(&ip);
+                }
+                self.tasks.retain(|t| !t.is_finished());
+            }
+            Event::Restart { id, from, herald } => match self.sessions.get(&from.ip()) {
+                // Already replaced by a newer session: the client will repeat its herald.
+                Some(s) if s.id != id => {}
+                _ => {
+                    tracing::info!(%from, "new herald after data: the old session is closed as timed out");
+                    self.sessions.remove(&from.ip());
+                    self.start(from, herald);
+                }
+            },
+        }
+    }
+
+    /// A valid herald: forward it to the client's session (netdumpd's duplicate rule), or start one.
+    /// Never waits on a session, so a slow session cannot stall other clients' heralds.
+    fn herald(&mut self, from: SocketAddr, herald: HeraldInfo) {
+        if let Some(existing) = self.sessions.get(&from.ip()) {
+            let (reply_tx, reply_rx) = oneshot::channel();
+            let id = existing.id;
+            let _ = existing.ctrl.send(Ctrl::Herald {
+                from,
+                seqno: herald.seqno,
+                reply: reply_tx,
+            });
+            let events = self.events.clone();
+            tokio::spawn(async move {
+                if !matches!(reply_rx.await, Ok(HeraldDecision::Reack { .. })) {
+                    let _ = events.send(Event::Restart { id, from, herald });
+                }
+            });
+            return;
+        }
+        self.start(from, herald);
+    }
+
+    fn start(&mut self, from: SocketAddr, herald: HeraldInfo) {
+        let ctx = &self.ctx;
+        // Lingering (finished) sessions do not count.
+        if ctx.metrics.sessions_active.load(Ordering::Relaxed) >= ctx.config.max_sessions as u64 {
+            ctx.metrics.drops.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%from, max = ctx.config.max_sessions, "session limit reached; herald not acked");
+            return;
+        }
+        if ctx.config.min_free > 0 {
+            match store::free_bytes(&ctx.config.store.dump_dir) {
+                Ok(free) if free < ctx.config.min_free => {
+                    ctx.metrics.drops.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%from, free, floor = ctx.config.min_free, "free space below the floor; herald not acked");
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read free space"),
+            }
+        }
+        self.next_id += 1;
+        ctx.metrics.sessions_active.fetch_add(1, Ordering::Relaxed);
+        let (ctrl_tx, ctrl_rx) = mpsc::unbounded_channel();
+        self.sessions.insert(
+            from.ip(),
+            SessionHandle {
+                id: self.next_id,
+                ctrl: ctrl_tx,
+            },
+        );
+        let task = tokio::spawn(run_session(
+            ctx.clone(),
+            self.next_id,
+            from,
+            self.herald_local,
+            herald,
+            ctrl_rx,
+            self.shutdown.subscribe(),
+            self.events.clone(),
+        ));
+        self.tasks.push(task);
     }
 }
 
@@ -466,7 +519,7 @@ async fn run_session(
     herald: HeraldInfo,
     mut ctrl: mpsc::UnboundedReceiver<Ctrl>,
     mut shutdown: tokio::sync::broadcast::Receiver<()>,
-    ended: mpsc::UnboundedSender<(IpAddr, u64)>,
+    events: mpsc::UnboundedSender<Event>,
 ) {
     let ip = peer.ip();
     let mut active = ActiveGuard {
@@ -486,7 +539,7 @@ async fn run_session(
     {
         tracing::error!(%peer, error = %e, "session failed");
     }
-    let _ = ended.send((ip, id));
+    let _ = events.send(Event::Ended { ip, id });
 }
 
 async fn session_main(

@@ -59,11 +59,12 @@ struct Cli {
 
 fn resolve(to: &str) -> Result<SocketAddr, String> {
     use std::net::ToSocketAddrs;
-    let with_port = if to.parse::<SocketAddr>().is_ok() || to.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':')) {
-        to.to_string()
-    } else {
-        format!("{to}:20023")
-    };
+    let with_port =
+        if to.parse::<SocketAddr>().is_ok() || to.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':')) {
+            to.to_string()
+        } else {
+            format!("{to}:20023")
+        };
     with_port
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {to}: {e}"))?
@@ -96,7 +97,9 @@ fn run(cli: &Cli) -> Result<String, String> {
         _ => return Err("give exactly one of FILE or --synthetic".into()),
     };
     let read_opt = |p: &Option<PathBuf>| -> Result<Option<Vec<u8>>, String> {
-        p.as_ref().map(|p| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))).transpose()
+        p.as_ref()
+            .map(|p| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())))
+            .transpose()
     };
     let key = read_opt(&cli.key)?;
     let kdh = read_opt(&cli.kdh)?;
@@ -105,12 +108,20 @@ fn run(cli: &Cli) -> Result<String, String> {
         None => {
             let mut cfg = ClientConfig::new(server);
             cfg.bind = cli.bind;
-            cfg.order = if cli.order == "12" { Order::FreeBsd12 } else { Order::FreeBsd13 };
+            cfg.order = if cli.order == "12" {
+                Order::FreeBsd12
+            } else {
+                Order::FreeBsd13
+            };
             cfg.path = cli.path.as_ref().map(|p| p.as_bytes().to_vec());
             cfg.payload = cli.payload;
             cfg.retransmit_after = Duration::from_millis(cli.rto_ms);
             let client = Client::new(cfg).map_err(|e| format!("bind {}: {e}", cli.bind))?;
-            let dump = Dump { core: &core, kdh: kdh.as_deref(), key: key.as_deref() };
+            let dump = Dump {
+                core: &core,
+                kdh: kdh.as_deref(),
+                key: key.as_deref(),
+            };
             let report = client.send_dump(&dump).map_err(|e| e.to_string())?;
             (report.retransmits, report.sent)
         }
