@@ -25,7 +25,12 @@ fn example() -> Example {
     let dk_bytes: [u8; 32] = core::array::from_fn(|i| i as u8);
     let dk = DumpKey::from_bytes(dk_bytes);
     let dump_id: [u8; 16] = core::array::from_fn(|i| 0xa0 + i as u8);
-    let params = Params { aead: AeadId::ChaCha20Poly1305, chunk_shift: 12, compression: 0, time: 1_767_225_600 };
+    let params = Params {
+        aead: AeadId::ChaCha20Poly1305,
+        chunk_shift: 12,
+        compression: 0,
+        time: 1_767_225_600,
+    };
     let meta = Metadata {
         hostname: b"example",
         kernel_version: b"FreeBSD 15.0",
@@ -42,7 +47,9 @@ fn example() -> Example {
         &params,
         &dk,
         dump_id,
-        &[Recipient::X25519 { public: secret.public_key() }],
+        &[Recipient::X25519 {
+            public: secret.public_key(),
+        }],
         &meta,
         &mut rng,
     )
@@ -52,7 +59,11 @@ fn example() -> Example {
     let tag = sealer.seal_chunk(0, &mut stream).unwrap();
     stream.extend_from_slice(&tag);
     let mut trailer = [0u8; seal::TRAILER_RECORD_LEN];
-    let t = Trailer { total_len: PLAINTEXT.len() as u64, chunk_count: 1, status: TrailerStatus::Complete };
+    let t = Trailer {
+        total_len: PLAINTEXT.len() as u64,
+        chunk_count: 1,
+        status: TrailerStatus::Complete,
+    };
     sealer.seal_trailer(&t, &mut trailer).unwrap();
     stream.extend_from_slice(&trailer);
 
@@ -66,7 +77,11 @@ fn example() -> Example {
     let k_meta = okm(kdf::LABEL_METADATA);
     let k_pay = okm(&[kdf::LABEL_PAYLOAD, &[0x00, 0x03, 12]].concat());
     let mac = kdf::hmac_sha256(&k_hdr, &[&header[..len - 32]]);
-    assert_eq!(mac, header[len - 32..], "header MAC = HMAC-SHA256(K_hdr, header before the MAC)");
+    assert_eq!(
+        mac,
+        header[len - 32..],
+        "header MAC = HMAC-SHA256(K_hdr, header before the MAC)"
+    );
     let aad = kdf::sha256(&header);
     let values = vec![
         ("recipient public key", hex::encode(secret.public_key())),
@@ -76,7 +91,11 @@ fn example() -> Example {
         ("K_pay", hex::encode(k_pay)),
         ("chunk AAD = SHA-256(header)", hex::encode(aad)),
     ];
-    Example { header, stream, values }
+    Example {
+        header,
+        stream,
+        values,
+    }
 }
 
 /// xxd-like lines: 4-hex-digit offset, two spaces, 16 bytes separated by spaces.
@@ -93,7 +112,9 @@ fn dump(bytes: &[u8]) -> String {
 
 /// The fenced block that follows `marker` in the document.
 fn block_after<'a>(doc: &'a str, marker: &str) -> &'a str {
-    let start = doc.find(marker).unwrap_or_else(|| panic!("marker {marker} missing in docs/format.md"));
+    let start = doc
+        .find(marker)
+        .unwrap_or_else(|| panic!("marker {marker} missing in docs/format.md"));
     let rest = &doc[start..];
     let open = rest.find("```text\n").unwrap() + "```text\n".len();
     let close = rest[open..].find("```").unwrap();
@@ -108,9 +129,21 @@ fn render_values(values: &[(&str, String)]) -> String {
 fn docs_example_matches() {
     let ex = example();
     let doc = std::fs::read_to_string(DOC).unwrap();
-    assert_eq!(block_after(&doc, "<!-- example:header -->"), dump(&ex.header), "header hex in docs/format.md");
-    assert_eq!(block_after(&doc, "<!-- example:stream -->"), dump(&ex.stream), "stream hex in docs/format.md");
-    assert_eq!(block_after(&doc, "<!-- example:values -->"), render_values(&ex.values), "derived values");
+    assert_eq!(
+        block_after(&doc, "<!-- example:header -->"),
+        dump(&ex.header),
+        "header hex in docs/format.md"
+    );
+    assert_eq!(
+        block_after(&doc, "<!-- example:stream -->"),
+        dump(&ex.stream),
+        "stream hex in docs/format.md"
+    );
+    assert_eq!(
+        block_after(&doc, "<!-- example:values -->"),
+        render_values(&ex.values),
+        "derived values"
+    );
 
     // And the example opens with the documented private key.
     let secret = X25519Secret::from_bytes(hex::decode(RECIPIENT_SECRET).unwrap().try_into().unwrap());
@@ -119,7 +152,11 @@ fn docs_example_matches() {
     let (plain, trailer) = common::open_stream(&opener, &ex.stream).unwrap();
     assert_eq!(plain, PLAINTEXT);
     assert_eq!(trailer.status, TrailerStatus::Complete);
-    println!("docs/format.md example: {} header bytes, {} stream bytes verified", ex.header.len(), ex.stream.len());
+    println!(
+        "docs/format.md example: {} header bytes, {} stream bytes verified",
+        ex.header.len(),
+        ex.stream.len()
+    );
 }
 
 /// Prints the blocks for docs/format.md: `cargo test -p sealdump-crypto --test format_doc -- --ignored --nocapture`.
@@ -127,5 +164,10 @@ fn docs_example_matches() {
 #[ignore]
 fn print_example() {
     let ex = example();
-    println!("HEADER\n{}STREAM\n{}VALUES\n{}", dump(&ex.header), dump(&ex.stream), render_values(&ex.values));
+    println!(
+        "HEADER\n{}STREAM\n{}VALUES\n{}",
+        dump(&ex.header),
+        dump(&ex.stream),
+        render_values(&ex.values)
+    );
 }
