@@ -48,8 +48,6 @@ pub enum Error {
     ChunkLength,
     /// A nonce of the wrong length was given.
     NonceLength,
-    /// The chunk index does not fit the 11-byte nonce counter.
-    IndexOverflow,
     /// An output buffer is too small (or the header would exceed 4096 bytes).
     BufferTooSmall,
     /// A KDF was asked for more output than it can give.
@@ -92,7 +90,6 @@ impl fmt::Display for Error {
             Error::TrailerInconsistent => f.write_str("trailer contents inconsistent with the stream"),
             Error::ChunkLength => f.write_str("chunk length out of range"),
             Error::NonceLength => f.write_str("wrong nonce length"),
-            Error::IndexOverflow => f.write_str("chunk index too large"),
             Error::BufferTooSmall => f.write_str("buffer too small"),
             Error::KdfOutputTooLong => f.write_str("KDF output too long"),
             Error::Rng => f.write_str("random number generator failure"),
