@@ -106,6 +106,7 @@ impl Ring<'_> {
             status: Status::Queued,
             msg_type: msg_type as u8,
             retransmits: 0,
+            resent_after_timeout: false,
             len: len as u32,
             seq,
             tx: 0,
@@ -701,19 +702,24 @@ impl<'a> Client<'a> {
         match slot.status {
             Status::InFlight => {
                 self.in_flight -= 1;
-                // Acked sooner than any round trip allows after the resend: the ack is for an earlier copy.
+                // Acked sooner after a fast resend than any round trip allows: the ack is for the first copy,
+                // which the path delayed behind later packets.
                 if slot.retransmits > 0
+                    && !slot.resent_after_timeout
                     && now.as_micros().saturating_sub(slot.sent_at_us) < self.rtt.min_rtt_us() / 2
                 {
                     self.on_spurious_loss(self.reorder_threshold.saturating_mul(2));
                 }
             }
             Status::Lost => {
-                // Declared lost, then acked before the resend: the path reordered by this many sends.
+                // Declared lost by later acks, then acked before the resend: the path reorders by this many
+                // sends, so wait for that many from now on.
                 self.lost -= 1;
                 let distance = self.largest_acked_tx.map_or(0, |l| l.saturating_sub(slot.tx));
                 self.on_spurious_loss(distance + 1);
             }
+            // A late ack after a timeout is a delay, not reordering.
+            Status::Expired => self.lost -= 1,
             _ => return,
         }
         let ring = &mut self.ring;
@@ -808,7 +814,7 @@ impl<'a> Client<'a> {
                 continue;
             }
             if slot.sent_at_us.saturating_add(rto_us) <= now.as_micros() {
-                ring.states[index].status = Status::Lost;
+                ring.states[index].status = Status::Expired;
                 self.in_flight -= 1;
                 self.lost += 1;
                 marked = true;
@@ -886,7 +892,7 @@ impl<'a> Client<'a> {
         out.copy_from_slice(&ring.packet(index)[..len]);
 
         let pipe_was_empty = self.in_flight == 0 && self.lost == 0;
-        if slot.status == Status::Lost {
+        if slot.status.is_lost() {
             self.lost -= 1;
             self.rexmit_credit = self.rexmit_credit.saturating_sub(1);
             self.stats.retransmits += 1;
@@ -895,9 +901,8 @@ impl<'a> Client<'a> {
         }
         ring.states[index] = SlotState {
             status: Status::InFlight,
-            retransmits: slot
-                .retransmits
-                .saturating_add(u16::from(slot.status == Status::Lost)),
+            retransmits: slot.retransmits.saturating_add(u8::from(slot.status.is_lost())),
+            resent_after_timeout: slot.status == Status::Expired,
             tx: self.next_tx,
             sent_at_us: now.as_micros(),
             ..slot
@@ -923,8 +928,7 @@ impl<'a> Client<'a> {
     fn next_to_send(&self, lost_only: bool) -> Option<u64> {
         let ring = &self.ring;
         if self.lost > 0 {
-            let lost =
-                (ring.base..ring.next_send).find(|&s| ring.states[ring.index(s)].status == Status::Lost);
+            let lost = (ring.base..ring.next_send).find(|&s| ring.states[ring.index(s)].status.is_lost());
             if lost.is_some() || lost_only {
                 return lost;
             }
@@ -1006,7 +1010,7 @@ impl Client<'_> {
             assert_eq!(slot.seq, seq);
             match slot.status {
                 Status::InFlight => in_flight += 1,
-                Status::Lost => lost += 1,
+                Status::Lost | Status::Expired => lost += 1,
                 Status::Acked => assert!(seq > ring.base, "acked base slot not freed"),
                 Status::Queued => assert!(seq >= ring.next_send),
                 Status::Free => panic!("free slot inside the ring"),

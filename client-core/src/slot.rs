@@ -10,8 +10,10 @@ pub(crate) enum Status {
     Queued,
     /// Sent, not yet acked.
     InFlight,
-    /// Declared lost (later packets were acked, or the retransmission timer fired): to be sent again.
+    /// Declared lost because later packets were acked: to be sent again.
     Lost,
+    /// Declared lost because the retransmission timer fired: to be sent again.
+    Expired,
     /// Acked; freed when every earlier packet is acked too.
     Acked,
 }
@@ -23,8 +25,10 @@ pub struct SlotState {
     pub(crate) status: Status,
     /// Message type (wire value), for statistics.
     pub(crate) msg_type: u8,
-    /// How many times this packet was sent again.
-    pub(crate) retransmits: u16,
+    /// How many times this packet was sent again (saturating).
+    pub(crate) retransmits: u8,
+    /// The latest send was a resend after the retransmission timer (not after later acks).
+    pub(crate) resent_after_timeout: bool,
     /// Total packet length (24-byte header + payload).
     pub(crate) len: u32,
     /// Internal 64-bit sequence number (the wire carries its low 32 bits).
@@ -35,12 +39,20 @@ pub struct SlotState {
     pub(crate) sent_at_us: u64,
 }
 
+impl Status {
+    /// Waiting to be sent again.
+    pub(crate) fn is_lost(self) -> bool {
+        matches!(self, Status::Lost | Status::Expired)
+    }
+}
+
 impl SlotState {
     /// An unused slot.
     pub const EMPTY: SlotState = SlotState {
         status: Status::Free,
         msg_type: 0,
         retransmits: 0,
+        resent_after_timeout: false,
         len: 0,
         seq: 0,
         tx: 0,

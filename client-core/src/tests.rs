@@ -655,3 +655,60 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn late_acks_after_a_timeout_are_not_taken_for_reordering() {
+    let mut c = plain_client(64, 64, 512);
+    connect(&mut c);
+    c.write(&vec![0u8; 8 * 512]);
+    let first = drain(&mut c, Instant::from_millis(2));
+    assert_eq!(first.len(), 8);
+    // The receiver stalls past the RTO; every packet expires, then all the acks arrive late.
+    let t = c.poll_timeout().unwrap();
+    c.handle_timeout(t);
+    for s in &first {
+        ack(&mut c, t, SESSION, s.seqno);
+    }
+    assert!(
+        drain(&mut c, t).is_empty(),
+        "acked before the resend: nothing to resend"
+    );
+    assert_eq!(c.stats().retransmits, 0);
+    // A real loss afterwards is still repaired after three later acks, not after another RTO.
+    c.write(&vec![0u8; 8 * 512]);
+    let t = t + Duration::from_millis(1);
+    let sent = drain(&mut c, t);
+    assert!(sent.len() >= 4, "{}", sent.len());
+    for s in &sent[1..4] {
+        ack(&mut c, t, SESSION, s.seqno);
+    }
+    let again = drain(&mut c, t);
+    assert_eq!(again.first().map(|s| s.seqno), Some(sent[0].seqno));
+}
+
+#[test]
+fn a_reordering_path_raises_the_fast_retransmit_threshold() {
+    let mut c = plain_client(64, 64, 512);
+    connect(&mut c);
+    c.write(&vec![0u8; 20 * 512]);
+    let t = Instant::from_millis(21);
+    let sent = drain(&mut c, t);
+    assert!(sent.len() >= 8);
+    // Packet 0 overtaken by 3 others: resent...
+    for s in &sent[1..4] {
+        ack(&mut c, t + Duration::from_millis(10), SESSION, s.seqno);
+    }
+    let t2 = t + Duration::from_millis(10);
+    assert_eq!(drain(&mut c, t2).first().map(|s| s.seqno), Some(sent[0].seqno));
+    // ...but its first copy's ack arrives 0.2 ms later, far below the 1 ms minimum RTT: that was reordering.
+    let t3 = t2 + Duration::from_micros(200);
+    ack(&mut c, t3, SESSION, sent[0].seqno);
+    let retransmits = c.stats().retransmits;
+    // Now three later acks are not enough to call packet 4 lost.
+    for s in &sent[5..8] {
+        ack(&mut c, t3, SESSION, s.seqno);
+    }
+    let resent = drain(&mut c, t3);
+    assert!(resent.iter().all(|s| s.seqno != sent[4].seqno));
+    assert_eq!(c.stats().retransmits, retransmits);
+}
