@@ -613,3 +613,84 @@ fn header_tamper_matrix() {
         assert_eq!(err.lines().count(), 1, "one line: {err}");
     }
 }
+
+#[test]
+fn streamed_decrypt_stops_at_the_first_bad_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = x25519_key(dir.path(), "a", 60);
+    let plain = plaintext(200 * 4096, 6);
+    let s = seal_dump(dir.path(), "h.0", &plain, &SealSpec::x25519(public));
+    flip_bit(&s.dump, 150 * s.record_size() + 9, 2);
+    let out = bin()
+        .arg("--key")
+        .arg(&key)
+        .args(["--threads", "2", "-o", "-"])
+        .arg(&s.dump)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("chunk 150 is not authentic"),
+        "{}",
+        stderr_of(&out)
+    );
+    // What was streamed is an authentic prefix, never past the bad chunk.
+    assert!(out.stdout.len() <= 150 * 4096);
+    assert_eq!(out.stdout, plain[..out.stdout.len()]);
+}
+
+#[test]
+fn verify_json_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = x25519_key(dir.path(), "a", 61);
+    let s = seal_dump(
+        dir.path(),
+        "h.0",
+        &plaintext(5 * 4096 + 1, 6),
+        &SealSpec {
+            aead: AeadId::Aes256Gcm,
+            ..SealSpec::x25519(public)
+        },
+    );
+    let out = bin()
+        .arg("--key")
+        .arg(&key)
+        .args(["--verify", "--json"])
+        .arg(&s.dump)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["mode"], "verify");
+    assert_eq!(v["authentic"], true);
+    assert_eq!(v["chunks"], 6);
+    assert_eq!(v["plaintext_len"], 5 * 4096 + 1);
+    assert_eq!(v["output"], serde_json::Value::Null);
+}
+
+#[test]
+fn salvage_of_an_aborted_dump_with_a_bad_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = x25519_key(dir.path(), "a", 62);
+    let plain = plaintext(6 * 4096, 6);
+    let spec = SealSpec {
+        status: TrailerStatus::Aborted,
+        ..SealSpec::x25519(public)
+    };
+    let s = seal_dump(dir.path(), "h.0", &plain, &spec);
+    flip_bit(&s.dump, 2 * s.record_size() + 1, 0);
+    let out = bin()
+        .arg("--key")
+        .arg(&key)
+        .args(["--salvage", "--json"])
+        .arg(&s.dump)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["trailer"], "aborted");
+    assert_eq!(v["missing"], serde_json::json!([{"start": 8192, "end": 12288}]));
+    let mut expect = plain.clone();
+    expect[8192..12288].fill(0);
+    assert_eq!(std::fs::read(s.default_output()).unwrap(), expect);
+}
