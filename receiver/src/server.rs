@@ -30,6 +30,8 @@ const BATCH_CAP: usize = 256 * 1024;
 const POOL_BUFFERS: usize = 4;
 /// A batch that waited this long with no new packet is written anyway (bounds loss on SIGKILL).
 const IDLE_FLUSH: Duration = Duration::from_millis(20);
+/// Datagrams handled per wake-up of a session task.
+const DRAIN_BATCH: usize = 64;
 /// Receive buffer of session sockets.
 const SESSION_RCVBUF: usize = 4 * 1024 * 1024;
 
@@ -654,81 +656,94 @@ async fn session_main(
                     // ICMP port unreachable from the client surfaces here on a connected socket.
                     Err(_) => continue,
                 };
-                let now = ctx.now();
-                let out = sess.handle_datagram(now, peer, &buf[..n]);
-                match out {
-                    Output::Rejected(reason) => {
-                        ctx.metrics.drops.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(%peer, %reason, "dropped datagram");
-                    }
-                    Output::Ack { seqno } => {
-                        ctx.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
-                        // A repeated FINISHED is re-acked only once the first one's fsync is done.
-                        if sess.state() != session::State::Finished || closed.load(Ordering::Acquire) {
-                            let _ = sock.send(&seqno.to_be_bytes()).await;
+                let mut n = n;
+                let mut drained = 0;
+                // Drain what is queued without going back through the reactor (bounded for fairness).
+                loop {
+                    let now = ctx.now();
+                    let out = sess.handle_datagram(now, peer, &buf[..n]);
+                    match out {
+                        Output::Rejected(reason) => {
+                            ctx.metrics.drops.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%peer, %reason, "dropped datagram");
                         }
-                    }
-                    Output::Core { seqno, offset, data } => {
-                        ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
-                        ctx.metrics.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-                        let contiguous = batch.as_ref().is_some_and(|(o, b)| o + b.len() as u64 == offset && b.len() + data.len() <= BATCH_CAP);
-                        if !contiguous {
-                            if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
-                                break 'outer;
+                        Output::Ack { seqno } => {
+                            ctx.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+                            // A repeated FINISHED is re-acked only once the first one's fsync is done.
+                            if sess.state() != session::State::Finished || closed.load(Ordering::Acquire) {
+                                let _ = sock.send(&seqno.to_be_bytes()).await;
                             }
-                            if data.len() > BATCH_CAP {
-                                if cmd_tx.send(Cmd::Core { offset, buf: data.to_vec() }).await.is_err() {
+                        }
+                        Output::Core { seqno, offset, data } => {
+                            ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
+                            ctx.metrics.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                            let contiguous = batch.as_ref().is_some_and(|(o, b)| o + b.len() as u64 == offset && b.len() + data.len() <= BATCH_CAP);
+                            if !contiguous {
+                                if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
                                     break 'outer;
                                 }
-                            } else {
-                                let Some(mut b) = pool_rx.recv().await else { break 'outer };
-                                b.clear();
+                                if data.len() > BATCH_CAP {
+                                    if cmd_tx.send(Cmd::Core { offset, buf: data.to_vec() }).await.is_err() {
+                                        break 'outer;
+                                    }
+                                } else {
+                                    let Some(mut b) = pool_rx.recv().await else { break 'outer };
+                                    b.clear();
+                                    b.extend_from_slice(data);
+                                    batch = Some((offset, b));
+                                }
+                            } else if let Some((_, b)) = batch.as_mut() {
                                 b.extend_from_slice(data);
-                                batch = Some((offset, b));
                             }
-                        } else if let Some((_, b)) = batch.as_mut() {
-                            b.extend_from_slice(data);
+                            let _ = sock.send(&seqno.to_be_bytes()).await;
+                            if batch.as_ref().is_some_and(|(_, b)| b.len() + 1448 > BATCH_CAP) {
+                                if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
+                                    break 'outer;
+                                }
+                                flush_at = None;
+                            } else {
+                                flush_at = Some(tokio::time::Instant::now() + IDLE_FLUSH);
+                            }
                         }
-                        let _ = sock.send(&seqno.to_be_bytes()).await;
-                        if batch.as_ref().is_some_and(|(_, b)| b.len() + 1448 > BATCH_CAP) {
+                        Output::Key { seqno, offset, data, .. } => {
+                            ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
+                            ctx.metrics.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                            if cmd_tx.send(Cmd::Key { seqno, offset, data: data.to_vec() }).await.is_err() {
+                                break 'outer;
+                            }
+                        }
+                        Output::Kdh { seqno, header } => {
+                            ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(%peer, "KDH from client");
+                            let _ = sock.send(&seqno.to_be_bytes()).await;
                             if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
                                 break 'outer;
                             }
-                            flush_at = None;
-                        } else {
-                            flush_at = Some(tokio::time::Instant::now() + IDLE_FLUSH);
+                            if cmd_tx.send(Cmd::Kdh { payload: header.to_vec() }).await.is_err() {
+                                break 'outer;
+                            }
+                        }
+                        Output::Finished { seqno, complete } => {
+                            ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
+                            if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
+                                break 'outer;
+                            }
+                            active.release();
+                            let reason = if complete { "success" } else { "error" };
+                            let summary = Box::new(Summary::of(&sess));
+                            if cmd_tx.send(Cmd::Close { summary, ack: Some(seqno), reason }).await.is_err() {
+                                break 'outer;
+                            }
+                            // Stay to re-ack a repeated FINISHED until the linger ends.
                         }
                     }
-                    Output::Key { seqno, offset, data, .. } => {
-                        ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
-                        ctx.metrics.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-                        if cmd_tx.send(Cmd::Key { seqno, offset, data: data.to_vec() }).await.is_err() {
-                            break;
-                        }
+                    drained += 1;
+                    if drained >= DRAIN_BATCH || sess.state() != session::State::Open {
+                        break;
                     }
-                    Output::Kdh { seqno, header } => {
-                        ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(%peer, "KDH from client");
-                        let _ = sock.send(&seqno.to_be_bytes()).await;
-                        if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
-                            break;
-                        }
-                        if cmd_tx.send(Cmd::Kdh { payload: header.to_vec() }).await.is_err() {
-                            break;
-                        }
-                    }
-                    Output::Finished { seqno, complete } => {
-                        ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
-                        if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
-                            break;
-                        }
-                        active.release();
-                        let reason = if complete { "success" } else { "error" };
-                        let summary = Box::new(Summary::of(&sess));
-                        if cmd_tx.send(Cmd::Close { summary, ack: Some(seqno), reason }).await.is_err() {
-                            break;
-                        }
-                        // Stay to re-ack a repeated FINISHED until the linger ends.
+                    match sock.try_recv(&mut buf) {
+                        Ok(m) => n = m,
+                        Err(_) => break,
                     }
                 }
             }

@@ -60,6 +60,13 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        // The pid file exists before the address is announced, so whoever reads the line can rely on it.
+        if let Some(pidfile) = &settings.pidfile
+            && let Err(e) = std::fs::write(pidfile, format!("{}\n", std::process::id()))
+        {
+            eprintln!("sealdump-receiver: cannot write {}: {e}", pidfile.display());
+            return ExitCode::from(2);
+        }
         match server.local_addr() {
             Ok(addr) => {
                 let mut out = std::io::stdout().lock();
@@ -73,12 +80,6 @@ fn main() -> ExitCode {
         }
         if let Some(addr) = server.metrics_addr() {
             tracing::info!(%addr, "metrics endpoint");
-        }
-        if let Some(pidfile) = &settings.pidfile
-            && let Err(e) = std::fs::write(pidfile, format!("{}\n", std::process::id()))
-        {
-            eprintln!("sealdump-receiver: cannot write {}: {e}", pidfile.display());
-            return ExitCode::from(2);
         }
         tracing::info!(dump_dir = %settings.server.store.dump_dir.display(), "waiting for clients");
         let result = server.run(shutdown_signal()).await;
