@@ -1,19 +1,26 @@
 //! FreeBSD `dumpon -k` (EKCD) dumps, decrypted exactly as `decryptcore(8)` does (spec freebsd-netdump §4.5):
 //! RSA-OAEP-SHA1 with a PKCS#1 v1.5 fallback unwraps a 64-byte key, of which the first 32 bytes key AES-256-CBC
 //! (no padding, iv[0..16]) or legacy ChaCha20 (nonce iv[0..8], 64-bit counter from 0) over the whole file.
+//! Segments of 1 MiB decrypt in parallel (CBC needs only the previous ciphertext block, ChaCha20 seeks), which
+//! gives the same bytes as decryptcore's single pass.
 //! EKCD has no authentication: a modified dump decrypts to modified plaintext without any error.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
 
+use chacha20::ChaCha20Legacy as ChaCha20LegacyCipher;
+use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+use rayon::prelude::*;
 use rsa::traits::PublicKeyParts;
-use sealdump_crypto::ekcd::{Aes256CbcDecryptor, ChaCha20Legacy};
+use sealdump_crypto::ekcd::Aes256CbcDecryptor;
 use sealdump_crypto::keys::PrivateKey;
 use sealdump_crypto::rsa_wrap;
 use sealdump_wire::ekcd::{Cipher, Repr};
 use zeroize::Zeroizing;
 
 use crate::cli::KeyArgs;
+use crate::engine::Sink;
 use crate::error::{Error, Result};
 use crate::job::{Job, Mode, Target};
 use crate::keyload::{self, LoadedKey};
@@ -77,20 +84,42 @@ pub fn unwrap_key(repr: &Repr<'_>, keys: &[LoadedKey]) -> Result<(Zeroizing<[u8;
     Err(Error::EkcdWrongKey(tried.join("; ")))
 }
 
-#[allow(clippy::large_enum_variant)] // one per run, on the stack: no reason to box
-enum Decryptor {
-    Aes(Aes256CbcDecryptor),
-    ChaCha(ChaCha20Legacy),
+/// Bytes per parallel work item: a multiple of the AES block and of the ChaCha20 block.
+const SEGMENT: u64 = 1 << 20;
+
+/// Decrypts any segment of the dump on its own: AES-CBC needs only the previous 16 ciphertext bytes as IV,
+/// ChaCha20 seeks its keystream. So segments decrypt in parallel and the result equals one sequential pass.
+enum SegmentCipher {
+    Aes {
+        key: Zeroizing<[u8; 32]>,
+        iv: [u8; 16],
+    },
+    ChaCha {
+        key: Zeroizing<[u8; 32]>,
+        nonce: [u8; 8],
+    },
 }
 
-impl Decryptor {
-    fn apply(&mut self, buf: &mut [u8]) -> Result<()> {
+impl SegmentCipher {
+    /// `buf` is the 16 ciphertext bytes before the segment (unused for the first segment and for ChaCha20),
+    /// then the segment; the segment is decrypted in place.
+    fn decrypt(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let (before, segment) = buf.split_at_mut(16);
         match self {
-            Decryptor::Aes(d) => d
-                .decrypt_blocks(buf)
-                .map_err(|e| Error::Ekcd(format!("AES-256-CBC: {e}"))),
-            Decryptor::ChaCha(c) => {
-                c.apply(buf);
+            SegmentCipher::Aes { key, iv } => {
+                let mut chain = *iv;
+                if offset > 0 {
+                    chain.copy_from_slice(before);
+                }
+                Aes256CbcDecryptor::new(key, &chain)
+                    .decrypt_blocks(segment)
+                    .map_err(|e| Error::Ekcd(format!("AES-256-CBC: {e}")))
+            }
+            SegmentCipher::ChaCha { key, nonce } => {
+                let key: &[u8; 32] = key;
+                let mut cipher = ChaCha20LegacyCipher::new(key.into(), nonce.into());
+                cipher.seek(offset);
+                cipher.apply_keystream(segment);
                 Ok(())
             }
         }
@@ -106,20 +135,20 @@ pub fn run(job: &Job, blob: &[u8], key_args: &KeyArgs) -> Result<()> {
                 .into(),
         ));
     }
-    let mut decryptor = match repr.cipher {
-        Cipher::Aes256Cbc | Cipher::ChaCha20 => {
+    let cipher = match repr.cipher {
+        Cipher::Aes256Cbc => {
             let (key, _) = unwrap_key(&repr, &keyload::load_keys(key_args)?)?;
-            if repr.cipher == Cipher::Aes256Cbc {
-                let mut iv = [0u8; 16];
-                iv.copy_from_slice(&repr.iv[..16]);
-                Decryptor::Aes(Aes256CbcDecryptor::new(&key, &iv))
-            } else {
-                let mut nonce = [0u8; 8];
-                nonce.copy_from_slice(&repr.iv[..8]);
-                Decryptor::ChaCha(ChaCha20Legacy::new(&key, &nonce))
-            }
+            let mut iv = [0u8; 16];
+            iv.copy_from_slice(&repr.iv[..16]);
+            SegmentCipher::Aes { key, iv }
         }
-        _ => {
+        Cipher::ChaCha20 => {
+            let (key, _) = unwrap_key(&repr, &keyload::load_keys(key_args)?)?;
+            let mut nonce = [0u8; 8];
+            nonce.copy_from_slice(&repr.iv[..8]);
+            SegmentCipher::ChaCha { key, nonce }
+        }
+        Cipher::None => {
             return Err(Error::KeyBlob {
                 path: job.key_blob.clone(),
                 message: "the FreeBSD key blob says the dump is not encrypted".into(),
@@ -128,7 +157,7 @@ pub fn run(job: &Job, blob: &[u8], key_args: &KeyArgs) -> Result<()> {
     };
     eprintln!("{UNAUTHENTICATED_WARNING}");
 
-    let mut input = File::open(&job.dump).map_err(Error::io(&job.dump))?;
+    let input = File::open(&job.dump).map_err(Error::io(&job.dump))?;
     let len = input.metadata().map_err(Error::io(&job.dump))?.len();
     if repr.cipher == Cipher::Aes256Cbc && len % 16 != 0 {
         return Err(Error::Ekcd(format!(
@@ -136,15 +165,24 @@ pub fn run(job: &Job, blob: &[u8], key_args: &KeyArgs) -> Result<()> {
             job.dump.display()
         )));
     }
-
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(job.threads)
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start {} threads: {e}", job.threads)))?;
     let bar = progress::bar(len, "decrypting");
     match &job.target {
         Target::File(path) => {
-            let out = OutputFile::create(path, job.force, 0)?;
-            let mut writer = BufWriter::with_capacity(1 << 20, out.file());
-            copy_decrypt(job, &mut input, &mut writer, &mut decryptor, &bar)?;
-            writer.flush().map_err(Error::io(path))?;
-            drop(writer);
+            let out = OutputFile::create(path, job.force, len)?;
+            pool.install(|| {
+                decrypt_all(
+                    job,
+                    &input,
+                    len,
+                    &cipher,
+                    Sink::File::<std::io::Stdout>(out.file()),
+                    &bar,
+                )
+            })?;
             bar.finish_and_clear();
             out.keep()?;
             eprintln!(
@@ -153,8 +191,8 @@ pub fn run(job: &Job, blob: &[u8], key_args: &KeyArgs) -> Result<()> {
             );
         }
         Target::Stdout => {
-            let mut writer = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-            copy_decrypt(job, &mut input, &mut writer, &mut decryptor, &bar)?;
+            let mut writer = BufWriter::with_capacity(1 << 20, std::io::stdout());
+            pool.install(|| decrypt_all(job, &input, len, &cipher, Sink::Stream(&mut writer), &bar))?;
             writer.flush().map_err(Error::io("<stdout>"))?;
             bar.finish_and_clear();
         }
@@ -171,39 +209,60 @@ fn out_path(job: &Job) -> std::path::PathBuf {
     }
 }
 
-fn copy_decrypt(
+/// Decrypts the whole dump in batches of segments on the current rayon pool (memory: a batch of 1 MiB buffers).
+fn decrypt_all<W: Write + Send>(
     job: &Job,
-    input: &mut File,
-    out: &mut dyn Write,
-    decryptor: &mut Decryptor,
+    input: &File,
+    len: u64,
+    cipher: &SegmentCipher,
+    mut sink: Sink<'_, W>,
     bar: &indicatif::ProgressBar,
 ) -> Result<()> {
-    // 1 MiB, a multiple of the AES block and the ChaCha20 block, so the streams continue across reads.
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = read_full(input, &mut buf).map_err(Error::io(&job.dump))?;
-        if n == 0 {
-            return Ok(());
+    let segments = len.div_ceil(SEGMENT);
+    let batch = (rayon::current_num_threads() * 4).max(1);
+    let mut buffers: Vec<Vec<u8>> = (0..batch.min(usize::try_from(segments).unwrap_or(usize::MAX)))
+        .map(|_| vec![0u8; 16 + SEGMENT as usize])
+        .collect();
+    let file_sink = match &sink {
+        Sink::File(f) => Some(*f),
+        _ => None,
+    };
+    let mut first = 0u64;
+    while first < segments {
+        let count = usize::try_from((segments - first).min(batch as u64)).unwrap_or(batch);
+        let results: Vec<Result<usize>> = buffers[..count]
+            .par_iter_mut()
+            .enumerate()
+            .map(|(k, buf)| {
+                let offset = (first + k as u64) * SEGMENT;
+                let n = (len - offset).min(SEGMENT) as usize;
+                let buf = &mut buf[..16 + n];
+                // The 16 bytes before the segment (AES's chaining value) and the segment, in one read.
+                let (read_at, read_into) = if offset >= 16 {
+                    (offset - 16, &mut buf[..])
+                } else {
+                    (offset, &mut buf[16..])
+                };
+                input
+                    .read_exact_at(read_into, read_at)
+                    .map_err(Error::io(&job.dump))?;
+                cipher.decrypt(offset, buf)?;
+                if let Some(out) = file_sink {
+                    out.write_all_at(&buf[16..], offset)
+                        .map_err(Error::io(out_path(job)))?;
+                }
+                bar.inc(n as u64);
+                Ok(n)
+            })
+            .collect();
+        for (k, result) in results.into_iter().enumerate() {
+            let n = result?;
+            if let Sink::Stream(w) = &mut sink {
+                w.write_all(&buffers[k][16..16 + n])
+                    .map_err(Error::io(out_path(job)))?;
+            }
         }
-        decryptor.apply(&mut buf[..n])?;
-        out.write_all(&buf[..n]).map_err(|source| Error::Io {
-            path: out_path(job),
-            source,
-        })?;
-        bar.inc(n as u64);
+        first += count as u64;
     }
-}
-
-/// Reads until `buf` is full or EOF, so only the last piece can be short.
-fn read_full(input: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
+    Ok(())
 }

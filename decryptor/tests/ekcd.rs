@@ -309,3 +309,52 @@ fn info_describes_an_ekcd_dump() {
     assert_eq!(v["stream_len"], 8192);
     assert!(v["opened_with"].as_str().unwrap().ends_with("k.pem"));
 }
+
+#[test]
+fn parallel_segments_match_a_sequential_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let rsa = rsa_key(dir.path(), "k", 2048, false);
+    for (n, (cipher, len)) in [
+        (Cipher::Aes, 3 * (1 << 20) + 4096 + 32),
+        (Cipher::ChaCha, 3 * (1 << 20) + 7),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let plain = plaintext(len, 500 + n as u32);
+        let tag = format!("seg.{n}");
+        let dump = ekcd_dump(
+            dir.path(),
+            &tag,
+            &rsa,
+            cipher,
+            Padding::Oaep,
+            &plain,
+            500 + n as u32,
+        );
+        for threads in ["1", "3"] {
+            let out_file = dir.path().join(format!("out.{n}.{threads}"));
+            bin()
+                .arg("--key")
+                .arg(&rsa.private)
+                .args(["--threads", threads, "-o"])
+                .arg(&out_file)
+                .arg(&dump)
+                .assert()
+                .success();
+            assert!(
+                std::fs::read(&out_file).unwrap() == plain,
+                "{cipher:?} threads {threads} file"
+            );
+            let out = bin()
+                .arg("--key")
+                .arg(&rsa.private)
+                .args(["--threads", threads, "-o", "-"])
+                .arg(&dump)
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            assert!(out.stdout == plain, "{cipher:?} threads {threads} stdout");
+        }
+    }
+}
