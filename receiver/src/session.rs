@@ -1250,4 +1250,30 @@ mod tests {
         assert_eq!(parse_herald(&h), Err(Reject::HeraldPathTooLong));
         assert_eq!(parse_herald(&msg(3, 1, 0, b"")), Err(Reject::UnknownType(3)));
     }
+
+    proptest::proptest! {
+        /// Arbitrary datagrams (raw or header-shaped) never panic, and the ranges stay sorted, disjoint and
+        /// consistent with the byte counter.
+        #[test]
+        fn arbitrary_datagrams_keep_invariants(
+            msgs in proptest::collection::vec(
+                (0u32..8, 0u32..100, 0u64..200_000, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600), proptest::prelude::any::<bool>()),
+                0..60,
+            )
+        ) {
+            let mut s = session(SessionConfig { max_ranges: 16, ..SessionConfig::default() });
+            for (t, seq, off, payload, raw) in msgs {
+                let bytes = if raw { payload.clone() } else { msg(t, seq, off, &payload) };
+                let _ = s.handle_datagram(Instant::from_micros(u64::from(seq)), peer(), &bytes);
+                let r = s.core_ranges().ranges();
+                proptest::prop_assert!(r.windows(2).all(|w| w[0].1 < w[1].0));
+                proptest::prop_assert!(r.iter().all(|(a, b)| a < b));
+                proptest::prop_assert_eq!(s.core_ranges().total(), s.stats().core_bytes);
+                proptest::prop_assert!(s.core_ranges().len() <= 17);
+                if s.is_complete() {
+                    proptest::prop_assert_eq!(s.holes().count(), 0);
+                }
+            }
+        }
+    }
 }
