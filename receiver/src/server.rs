@@ -891,11 +891,21 @@ fn run_handler(ctx: &Ctx, reason: &str, ip: IpAddr, files: &DumpFiles) {
         .stdin(std::process::Stdio::null())
         .spawn();
     match child {
-        Ok(mut c) => match c.wait() {
-            Ok(status) if status.success() => tracing::info!(pid = c.id(), "handler exited with status 0"),
-            Ok(status) => tracing::warn!(pid = c.id(), %status, "handler failed"),
-            Err(e) => tracing::warn!(error = %e, "waiting for the handler failed"),
-        },
+        // Reaped on its own thread: a slow or hanging handler must not hold the session open.
+        Ok(mut c) => {
+            let spawned = std::thread::Builder::new()
+                .name("handler-reaper".into())
+                .spawn(move || match c.wait() {
+                    Ok(status) if status.success() => {
+                        tracing::info!(pid = c.id(), "handler exited with status 0")
+                    }
+                    Ok(status) => tracing::warn!(pid = c.id(), %status, "handler failed"),
+                    Err(e) => tracing::warn!(error = %e, "waiting for the handler failed"),
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start a thread to reap the handler");
+            }
+        }
         Err(e) => tracing::error!(script = %script.display(), error = %e, "cannot run the handler"),
     }
 }

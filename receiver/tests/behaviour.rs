@@ -277,3 +277,31 @@ fn limits_sessions_dump_size_and_free_space() {
     assert_eq!(exchange(&c, full.addr, &raw_msg(1, 1, 0, b"")), None);
     assert!(listing(full.path()).is_empty());
 }
+
+#[test]
+fn a_slow_handler_does_not_hold_a_session_slot() {
+    let hooks = tempfile::tempdir().unwrap();
+    let script = hooks.path().join("slow.sh");
+    std::fs::write(&script, "#!/bin/sh\nsleep 3\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = Daemon::start(|c| {
+        c.max_sessions = 1;
+        c.session.idle_timeout = Duration::from_millis(200);
+        c.handler = Some(script.clone());
+    });
+    let a = ack_socket();
+    let (_, session) = exchange(&a, d.addr, &raw_msg(1, 1, 0, b"")).unwrap();
+    exchange(&a, session, &raw_msg(3, 2, 0, b"x")).unwrap();
+    wait_info_closed(d.path().join("info.127.0.0.1.0"));
+    // The timed-out session's handler is still sleeping; its slot is free.
+    let b = UdpSocket::bind("127.0.0.2:0").unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut acked = false;
+    for _ in 0..5 {
+        if exchange(&b, d.addr, &raw_msg(1, 1, 0, b"")).is_some() {
+            acked = true;
+            break;
+        }
+    }
+    assert!(acked, "second client refused while the first one's handler runs");
+}
