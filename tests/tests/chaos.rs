@@ -1,0 +1,314 @@
+//! Chaos network: `sealdump-send` → seeded impairment proxy → `sealdump-receiver` on loopback, then decryption.
+//!
+//! - 20 sealed dumps in a row through 10 % loss, 5 % duplication, 5 % reordering (held back 1–8 ms) and 1 %
+//!   length corruption, in both directions: every one must be acknowledged, stored "Dump complete" and decrypt
+//!   byte-identical.
+//! - Payload bit flips that keep the length (what a missed UDP checksum would let through): the receiver cannot
+//!   tell, but decryption must refuse the dump, never return other bytes.
+//! - As root with `ip` and `nft`: the same through nftables random loss between two network namespaces.
+//!
+//! Seeds: `SEALDUMP_CHAOS_SEED` (default 0x5eed); each dump uses seed + its number.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sealdump_crypto::keys::PrivateKey;
+use sealdump_tests::proxy::{Impairment, Proxy};
+use sealdump_tests::*;
+
+fn seed() -> u64 {
+    std::env::var("SEALDUMP_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed)
+}
+
+fn chaos() -> Impairment {
+    Impairment {
+        loss: 0.10,
+        duplicate: 0.05,
+        reorder: 0.05,
+        reorder_delay: (Duration::from_millis(1), Duration::from_millis(8)),
+        corrupt: 0.01,
+        payload_bitflip: 0.0,
+    }
+}
+
+#[test]
+fn twenty_sealed_dumps_survive_loss_duplication_reordering_and_corruption() {
+    const DUMPS: u64 = 20;
+    let tmp = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(&tmp.path().join("dumps"));
+    let key = PrivateKey::generate_x25519();
+    let (private, public) = write_key_pair(tmp.path(), "analyst", &key);
+    let upstream: SocketAddr = rx.addr.parse().unwrap();
+    let base = seed();
+    eprintln!("chaos seed {base:#x} (SEALDUMP_CHAOS_SEED)");
+    let started = Instant::now();
+    let mut totals = [0u64; 6];
+    let mut sources = Vec::new();
+    for i in 0..DUMPS {
+        // 2–3 MiB each, a different dump every time.
+        let (dump, data) = synthetic(tmp.path(), 2 + i % 2, base + i);
+        let proxy = Proxy::start(upstream, IpAddr::V4(Ipv4Addr::LOCALHOST), chaos(), base + i);
+        let aead = if i % 2 == 0 {
+            "chacha20-poly1305"
+        } else {
+            "aes-256-gcm"
+        };
+        let out = send(&[
+            os("--to"),
+            os(&proxy.addr.to_string()),
+            os("--recipient"),
+            public.as_os_str(),
+            os("--aead"),
+            os(aead),
+            os("--payload-size"),
+            os("4096"),
+            os("--timeout"),
+            os("30"),
+            dump.as_os_str(),
+        ]);
+        assert_ok(&out);
+        // Every ack the client saw was real: the receiver must now hold this dump complete.
+        let infos = rx.wait_for_dumps(i as usize + 1, Duration::from_secs(20));
+        assert_eq!(infos.len(), i as usize + 1);
+        for (t, v) in totals.iter_mut().zip(proxy.stats.snapshot()) {
+            *t += v;
+        }
+        sources.push(sha256(&data));
+        std::fs::remove_file(&dump).unwrap();
+    }
+    let [received, dropped, duplicated, reordered, corrupted, _] = totals;
+    eprintln!(
+        "{DUMPS} dumps in {:.1?}: {received} datagrams, {dropped} dropped, {duplicated} duplicated, \
+         {reordered} reordered, {corrupted} corrupted",
+        started.elapsed()
+    );
+    // The impairments really happened (at about the configured rates).
+    assert!(dropped * 100 > received * 8, "{dropped}/{received} dropped");
+    assert!(
+        duplicated * 100 > received * 3,
+        "{duplicated}/{received} duplicated"
+    );
+    assert!(reordered * 100 > received * 3, "{reordered}/{received} reordered");
+    assert!(corrupted > 0);
+
+    let infos = info_files(&rx.dir);
+    assert_eq!(infos.len(), DUMPS as usize);
+    for (i, info) in infos.iter().enumerate() {
+        let text = std::fs::read_to_string(info).unwrap();
+        assert!(text.contains("Dump complete"), "{}: {text}", info.display());
+        let core = core_for_info(info);
+        let plain = decrypt_with_library(&key, &core);
+        // Info files are numbered in arrival order (info.H.0 … info.H.19) — sort by that number.
+        let n: usize = file_name(info).rsplit('.').next().unwrap().parse().unwrap();
+        assert_eq!(sha256(&plain), sources[n], "dump {n} ({i}) differs");
+    }
+
+    // And one of them through the decryptor binary.
+    let core = core_for_info(&infos[0]);
+    let n: usize = file_name(&infos[0]).rsplit('.').next().unwrap().parse().unwrap();
+    let plain = tmp.path().join("decrypted");
+    let out = Command::new(bin("sealdump-decryptor"))
+        .arg("--key")
+        .arg(&private)
+        .arg("-o")
+        .arg(&plain)
+        .arg(&core)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sha256(&std::fs::read(&plain).unwrap()), sources[n]);
+}
+
+#[test]
+fn payload_bit_flips_are_detected_by_decryption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(&tmp.path().join("dumps"));
+    let key = PrivateKey::generate_x25519();
+    let (private, public) = write_key_pair(tmp.path(), "analyst", &key);
+    let (dump, _data) = synthetic(tmp.path(), 1, 77);
+    let flips = Impairment {
+        payload_bitflip: 0.02,
+        ..Impairment::none()
+    };
+    let proxy = Proxy::start(
+        rx.addr.parse().unwrap(),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        flips,
+        seed(),
+    );
+    assert_ok(&send(&[
+        os("--to"),
+        os(&proxy.addr.to_string()),
+        os("--recipient"),
+        public.as_os_str(),
+        os("--payload-size"),
+        os("4096"),
+        dump.as_os_str(),
+    ]));
+    assert!(proxy.stats.bitflips.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    let infos = rx.wait_for_dumps(1, Duration::from_secs(20));
+    let core = core_for_info(&infos[0]);
+    let err = try_decrypt_with_library(&key, &core).expect_err("a flipped dump decrypted");
+    eprintln!("library refused the flipped dump: {err}");
+    let out = Command::new(bin("sealdump-decryptor"))
+        .arg("--key")
+        .arg(&private)
+        .arg("-o")
+        .arg(tmp.path().join("decrypted"))
+        .arg(&core)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "decryptor must say 'not authentic': {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `ip netns exec NS ARGS…` (or a plain command when `ns` is empty) and panics on failure.
+fn run(ns: &str, args: &[&str]) {
+    let mut cmd = if ns.is_empty() {
+        Command::new(args[0])
+    } else {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).arg(args[0]);
+        c
+    };
+    let out = cmd.args(&args[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{ns} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two namespaces joined by a veth pair; deleted on drop.
+struct Namespaces {
+    client: String,
+    receiver: String,
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in [&self.client, &self.receiver] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+#[test]
+fn nftables_loss_between_namespaces() {
+    if !is_root() || !have_program("ip") || !have_program("nft") {
+        eprintln!("skipped: needs root, iproute2 and nftables (apt-get install nftables) for namespaces");
+        return;
+    }
+    let id = std::process::id() % 10_000;
+    let ns = Namespaces {
+        client: format!("sdc{id}"),
+        receiver: format!("sdr{id}"),
+    };
+    // 10.213.0.0/30 lives only inside these two namespaces.
+    run("", &["ip", "netns", "add", &ns.client]);
+    run("", &["ip", "netns", "add", &ns.receiver]);
+    let (veth_c, veth_r) = (format!("vc{id}"), format!("vr{id}"));
+    run(
+        "",
+        &[
+            "ip",
+            "link",
+            "add",
+            &veth_c,
+            "netns",
+            &ns.client,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &veth_r,
+            "netns",
+            &ns.receiver,
+        ],
+    );
+    run(
+        &ns.client,
+        &["ip", "addr", "add", "10.213.0.1/30", "dev", &veth_c],
+    );
+    run(
+        &ns.receiver,
+        &["ip", "addr", "add", "10.213.0.2/30", "dev", &veth_r],
+    );
+    for (n, dev) in [(&ns.client, &veth_c), (&ns.receiver, &veth_r)] {
+        run(n, &["ip", "link", "set", dev, "up"]);
+        run(n, &["ip", "link", "set", "lo", "up"]);
+        // 10 % random loss of every UDP datagram arriving in this namespace (data one way, acks the other).
+        run(n, &["nft", "add", "table", "inet", "chaos"]);
+        run(
+            n,
+            &[
+                "nft",
+                "add",
+                "chain",
+                "inet",
+                "chaos",
+                "input",
+                "{ type filter hook input priority 0 ; }",
+            ],
+        );
+        run(
+            n,
+            &[
+                "nft", "add", "rule", "inet", "chaos", "input", "iifname", dev, "meta", "l4proto", "udp",
+                "numgen", "random", "mod", "100", "<", "10", "counter", "drop",
+            ],
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = ["ip", "netns", "exec", ns.receiver.as_str()];
+    let rx = Receiver::spawn(&prefix, "10.213.0.2", &tmp.path().join("dumps"), &[], &[]);
+    let key = PrivateKey::generate_x25519();
+    let (_private, public) = write_key_pair(tmp.path(), "analyst", &key);
+    let mut sources = Vec::new();
+    for i in 0..3u64 {
+        let (dump, data) = synthetic(tmp.path(), 2, 500 + i);
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.client])
+            .arg(bin("sealdump-send"))
+            .args(["--client-port", "0", "-q", "--to", &rx.addr, "--recipient"])
+            .arg(&public)
+            .arg(&dump)
+            .output()
+            .unwrap();
+        assert_ok(&out);
+        sources.push(sha256(&data));
+    }
+    let infos = rx.wait_for_dumps(3, Duration::from_secs(20));
+    for info in &infos {
+        let n: usize = file_name(info).rsplit('.').next().unwrap().parse().unwrap();
+        assert!(std::fs::read_to_string(info).unwrap().contains("Dump complete"));
+        assert_eq!(
+            sha256(&decrypt_with_library(&key, &core_for_info(info))),
+            sources[n]
+        );
+    }
+    // The rule really dropped datagrams.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.receiver,
+            "nft",
+            "list",
+            "table",
+            "inet",
+            "chaos",
+        ])
+        .output()
+        .unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+}
