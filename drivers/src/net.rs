@@ -318,3 +318,223 @@ pub fn run_dump<D: Device + ?Sized>(
         }
     }
 }
+
+// The fake cable below needs std (as do the phy module's tests); drivers' tests run with the default features.
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use core::net::{Ipv4Addr, Ipv6Addr};
+    use smoltcp::phy::{DeviceCapabilities, Medium};
+    use smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet};
+    use std::boxed::Box;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+    use std::vec::Vec;
+
+    type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
+
+    /// One end of a two-port Ethernet cable; every frame sent is also logged for inspection.
+    struct CableEnd {
+        rx: Queue,
+        tx: Queue,
+        log: Rc<RefCell<Vec<Vec<u8>>>>,
+    }
+
+    struct Rx(Vec<u8>);
+    struct Tx<'a>(&'a CableEnd);
+
+    impl phy::RxToken for Rx {
+        fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+            f(&self.0)
+        }
+    }
+
+    impl phy::TxToken for Tx<'_> {
+        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+            let mut frame = std::vec![0; len];
+            let result = f(&mut frame);
+            self.0.log.borrow_mut().push(frame.clone());
+            self.0.tx.borrow_mut().push_back(frame);
+            result
+        }
+    }
+
+    use smoltcp::phy;
+
+    impl Device for CableEnd {
+        type RxToken<'a> = Rx;
+        type TxToken<'a> = Tx<'a>;
+        fn receive(&mut self, _: SmolInstant) -> Option<(Rx, Tx<'_>)> {
+            let frame = self.rx.borrow_mut().pop_front()?;
+            Some((Rx(frame), Tx(self)))
+        }
+        fn transmit(&mut self, _: SmolInstant) -> Option<Tx<'_>> {
+            Some(Tx(self))
+        }
+        fn capabilities(&self) -> DeviceCapabilities {
+            let mut caps = DeviceCapabilities::default();
+            caps.medium = Medium::Ethernet;
+            caps.max_transmission_unit = 1514;
+            caps
+        }
+    }
+
+    fn cable() -> (CableEnd, CableEnd) {
+        let (ab, ba): (Queue, Queue) = Default::default();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        (
+            CableEnd {
+                rx: ba.clone(),
+                tx: ab.clone(),
+                log: log.clone(),
+            },
+            CableEnd { rx: ab, tx: ba, log },
+        )
+    }
+
+    const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+    const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
+
+    fn config(
+        mac: [u8; 6],
+        address: IpAddr,
+        prefix_len: u8,
+        gateway: Option<IpAddr>,
+        port: u16,
+    ) -> NetConfig {
+        NetConfig {
+            mac,
+            address,
+            prefix_len,
+            gateway,
+            local_port: port,
+            random_seed: 7,
+        }
+    }
+
+    fn storage() -> &'static mut UdpStorage<'static> {
+        Box::leak(Box::new(UdpStorage::new()))
+    }
+
+    /// Polls both ends until `done` or 5 simulated seconds pass.
+    fn run(
+        a: &mut (UdpStack<'_>, CableEnd),
+        b: &mut (UdpStack<'_>, CableEnd),
+        mut done: impl FnMut(&mut UdpStack<'_>, &mut UdpStack<'_>) -> bool,
+    ) -> bool {
+        for ms in 0..5000u64 {
+            a.0.poll(&mut a.1, ms * 1000);
+            b.0.poll(&mut b.1, ms * 1000);
+            if done(&mut a.0, &mut b.0) {
+                return true;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn ipv4_and_ipv6_round_trips_resolve_neighbours() {
+        for (a_addr, b_addr, prefix) in [
+            (
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+                24,
+            ),
+            (
+                IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2)),
+                IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
+                64,
+            ),
+        ] {
+            let (mut end_a, mut end_b) = cable();
+            let stack_a = UdpStack::new(
+                &mut end_a,
+                &config(MAC_A, a_addr, prefix, None, 20024),
+                storage(),
+                0,
+            )
+            .unwrap();
+            let stack_b = UdpStack::new(
+                &mut end_b,
+                &config(MAC_B, b_addr, prefix, None, 20023),
+                storage(),
+                0,
+            )
+            .unwrap();
+            let (mut a, mut b) = ((stack_a, end_a), (stack_b, end_b));
+            a.0.send_to(b"herald", SocketAddr::new(b_addr, 20023)).unwrap();
+            let mut buf = [0u8; 64];
+            let mut got = None;
+            let ok = run(&mut a, &mut b, |_, b| {
+                got = b.recv_from(&mut buf);
+                got.is_some()
+            });
+            assert!(ok, "{b_addr} never received the datagram");
+            let (len, from) = got.unwrap();
+            assert_eq!(&buf[..len], b"herald");
+            assert_eq!(from, SocketAddr::new(a_addr, 20024));
+            b.0.send_to(b"ack", from).unwrap();
+            let ok = run(&mut a, &mut b, |a, _| {
+                a.recv_from(&mut buf).is_some_and(|(n, _)| n == 3)
+            });
+            assert!(ok, "{a_addr} never received the reply");
+        }
+    }
+
+    #[test]
+    fn off_link_datagrams_go_to_the_gateway_mac() {
+        let (mut end_a, mut end_b) = cable();
+        let gateway = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let config_a = config(
+            MAC_A,
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            24,
+            Some(gateway),
+            20024,
+        );
+        let stack_a = UdpStack::new(&mut end_a, &config_a, storage(), 0).unwrap();
+        let stack_b = UdpStack::new(&mut end_b, &config(MAC_B, gateway, 24, None, 9), storage(), 0).unwrap();
+        let log = end_a.log.clone();
+        let (mut a, mut b) = ((stack_a, end_a), (stack_b, end_b));
+        let far = Ipv4Addr::new(192, 0, 2, 9);
+        a.0.send_to(b"herald", SocketAddr::new(IpAddr::V4(far), 20023))
+            .unwrap();
+        let routed = |log: &Vec<Vec<u8>>| {
+            log.iter().any(|frame| {
+                let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
+                eth.ethertype() == EthernetProtocol::Ipv4
+                    && eth.dst_addr() == EthernetAddress(MAC_B)
+                    && Ipv4Packet::new_checked(eth.payload()).is_ok_and(|ip| ip.dst_addr() == far)
+            })
+        };
+        let ok = run(&mut a, &mut b, |_, _| routed(&log.borrow()));
+        assert!(ok, "no frame for {far} addressed to the gateway's MAC");
+    }
+
+    #[test]
+    fn bad_configurations_are_refused() {
+        let (mut end, _) = cable();
+        let v4 = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        let multicast_mac = [0x01, 0, 0x5e, 0, 0, 1];
+        assert_eq!(
+            UdpStack::new(&mut end, &config(multicast_mac, v4, 24, None, 1), storage(), 0).err(),
+            Some(NetError::BadMac)
+        );
+        assert_eq!(
+            UdpStack::new(&mut end, &config(MAC_A, v4, 33, None, 1), storage(), 0).err(),
+            Some(NetError::BadPrefix)
+        );
+        assert_eq!(
+            UdpStack::new(&mut end, &config(MAC_A, v4, 24, Some(v6), 1), storage(), 0).err(),
+            Some(NetError::BadGateway)
+        );
+        assert_eq!(
+            UdpStack::new(&mut end, &config(MAC_A, v4, 24, None, 0), storage(), 0).err(),
+            Some(NetError::Bind)
+        );
+    }
+}
