@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 /// Environment variable holding the passphrase of encrypted private keys.
 pub const PASSPHRASE_ENV: &str = "SEALDUMP_PASSPHRASE";
 
+/// Largest file `--key-dir` considers (an RSA-16384 PKCS#8 PEM is about 13 KiB).
+const MAX_KEY_FILE: u64 = 64 << 10;
+
 /// A private key and where it came from.
 #[derive(Debug)]
 pub struct LoadedKey {
@@ -78,7 +81,8 @@ pub fn load_keys(args: &KeyArgs) -> Result<Vec<LoadedKey>> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(Error::io(dir))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
+            // Key files are small; never slurp a vmcore that happens to sit in the directory.
+            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() <= MAX_KEY_FILE))
             .collect();
         paths.sort();
         for path in paths {
