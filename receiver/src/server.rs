@@ -675,6 +675,9 @@ async fn session_main(
                             }
                         }
                         Output::Core { seqno, offset, data } => {
+                            if failed.load(Ordering::Relaxed) {
+                                break 'outer;
+                            }
                             ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
                             ctx.metrics.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                             let contiguous = batch.as_ref().is_some_and(|(o, b)| o + b.len() as u64 == offset && b.len() + data.len() <= BATCH_CAP);
@@ -820,6 +823,8 @@ fn writer_loop(
         match cmd {
             Cmd::Core { offset, buf } => {
                 if let Err(e) = files.write_core(offset, &buf) {
+                    // Tell the session at once: it stops acking, so the client sees the failure.
+                    failed.store(true, Ordering::Relaxed);
                     error = Some((offset, e));
                 }
                 let _ = pool.try_send(buf);
@@ -867,7 +872,6 @@ fn writer_loop(
         }
     }
     if let Some((offset, e)) = error {
-        failed.store(true, Ordering::Relaxed);
         tracing::error!(%ip, offset, error = %e, "write error");
         let _ = files.append_info(&format!(
             "Dump unsuccessful: write error @ offset {offset:08x}: {e}\n"

@@ -211,3 +211,59 @@ fn cli_errors_are_one_line_with_exit_2() {
         assert!(text.contains(needle), "--help lacks {needle}");
     }
 }
+
+#[test]
+fn write_error_stops_acking_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file-size limit (SIGXFSZ ignored) makes pwrite fail with EFBIG past ~100 KiB (dash: 512-byte blocks).
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 200; exec \"$0\" \"$@\"")
+        .arg(assert_cmd::cargo::cargo_bin!("sealdump-receiver"))
+        .args([
+            "-D",
+            "-d",
+            dir.path().to_str().unwrap(),
+            "-a",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-resolve",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut cfg = client_config(addr, Order::FreeBsd13);
+    cfg.retries = 3;
+    cfg.retransmit_after = Duration::from_millis(100);
+    let core = pattern(4 << 20, 30);
+    let err = sealdump_receiver::freebsd_client::Client::new(cfg)
+        .unwrap()
+        .send_dump(&Dump {
+            core: &core,
+            kdh: None,
+            key: None,
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    let info = wait_info_closed(dir.path().join("info.127.0.0.1.0"));
+    let last = info.lines().last().unwrap();
+    assert!(
+        last.starts_with("Dump unsuccessful: write error @ offset "),
+        "{info}"
+    );
+    assert!(last.contains("File too large"), "{info}");
+    signal(&child, "-TERM");
+    assert!(child.wait().unwrap().success());
+}
