@@ -219,7 +219,8 @@ fn decrypt_all<W: Write + Send>(
     bar: &indicatif::ProgressBar,
 ) -> Result<()> {
     let segments = len.div_ceil(SEGMENT);
-    let batch = (rayon::current_num_threads() * 4).max(1);
+    // At most 64 MiB of buffers, whatever the thread count.
+    let batch = rayon::current_num_threads().saturating_mul(4).clamp(1, 64);
     let mut buffers: Vec<Vec<u8>> = (0..batch.min(usize::try_from(segments).unwrap_or(usize::MAX)))
         .map(|_| vec![0u8; 16 + SEGMENT as usize])
         .collect();

@@ -112,12 +112,11 @@ pub struct Outcome {
     pub processed: u64,
 }
 
-/// Records per batch: enough to keep every thread busy between the ordered flushes, at most ~64 MiB of buffers.
+/// Records per batch: enough to keep every thread busy between the ordered flushes, but never more than ~64 MiB
+/// of buffers, whatever the thread count.
 fn batch_len(threads: usize, record_size: u64) -> usize {
-    let cap = usize::try_from((64 << 20) / record_size.max(1))
-        .unwrap_or(usize::MAX)
-        .max(1);
-    (threads * 16).min(cap).max(threads * 2).max(1)
+    let cap = usize::try_from((64 << 20) / record_size.max(1)).unwrap_or(usize::MAX);
+    threads.saturating_mul(16).min(cap).max(1)
 }
 
 enum Slot {
@@ -271,6 +270,16 @@ mod tests {
 
     fn pool(n: usize) -> rayon::ThreadPool {
         rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap()
+    }
+
+    #[test]
+    fn batch_memory_is_bounded() {
+        let record = (1u64 << 20) + 16;
+        for threads in [1usize, 2, 64, 1024] {
+            let b = batch_len(threads, record);
+            assert!(b >= 1 && b as u64 * record <= 64 << 20, "{threads} threads: {b}");
+        }
+        assert_eq!(batch_len(2, 4112), 32);
     }
 
     #[test]
