@@ -27,8 +27,13 @@ fn main() {
     let mut rng = rand::rng();
     let secret = X25519Secret::generate(&mut rng);
     let public = secret.public_key();
-    let pem = PrivateKey::X25519(secret).to_pem(None).unwrap();
-    std::fs::write(dir.join("analyst.key"), pem.as_bytes()).unwrap();
+    sealdump_crypto::keys::write_private_key_file(
+        &dir.join("analyst.key"),
+        &PrivateKey::X25519(secret),
+        None,
+        true,
+    )
+    .unwrap();
 
     let dk = DumpKey::generate(&mut rng);
     let params = Params {
