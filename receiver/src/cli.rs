@@ -88,6 +88,9 @@ pub struct Cli {
     /// Heralds accepted per source address per second [default: 10].
     #[arg(long, value_name = "N")]
     pub herald_rate: Option<u32>,
+    /// Heralds accepted per second from all sources together (spoofed-source floods) [default: 100].
+    #[arg(long, value_name = "N")]
+    pub herald_rate_total: Option<u32>,
     /// Log format [default: text].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -127,6 +130,8 @@ pub struct FileConfig {
     pub keep: Option<u32>,
     /// Heralds per source per second.
     pub herald_rate: Option<u32>,
+    /// Heralds per second from all sources.
+    pub herald_rate_total: Option<u32>,
     /// text or json.
     pub log_format: Option<LogFormat>,
     /// Metrics address.
@@ -255,6 +260,7 @@ impl Cli {
         };
         server.max_sessions = self.max_sessions.or(file.max_sessions).unwrap_or(64);
         server.heralds_per_second = self.herald_rate.or(file.herald_rate).unwrap_or(10);
+        server.heralds_per_second_total = self.herald_rate_total.or(file.herald_rate_total).unwrap_or(100);
         server.min_free = min_free;
         server.handler = handler;
         server.resolve_hostnames = !self.no_resolve && file.resolve_hostnames.unwrap_or(true);

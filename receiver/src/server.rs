@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// Heralds accepted per source IP per second.
     pub heralds_per_second: u32,
+    /// Heralds accepted per second from all sources together.
+    pub heralds_per_second_total: u32,
     /// A herald is not acked while the dump directory has less free space than this.
     pub min_free: u64,
     /// Handler script (`-i`).
@@ -71,6 +73,7 @@ impl ServerConfig {
             session: SessionConfig::default(),
             max_sessions: 64,
             heralds_per_second: 10,
+            heralds_per_second_total: 100,
             min_free: 0,
             handler: None,
             resolve_hostnames: true,
@@ -262,6 +265,7 @@ impl Server {
             herald_local: herald.local_addr().ok(),
         };
         let mut rate: HashMap<IpAddr, (std::time::Instant, u32)> = HashMap::new();
+        let mut global = (std::time::Instant::now(), 0u32);
         let mut buf = vec![0u8; 65_536];
         tokio::pin!(shutdown);
         loop {
@@ -285,8 +289,19 @@ impl Server {
                             continue;
                         }
                     };
-                    // Per-source rate limit (fixed one-second windows).
+                    // Global, then per-source rate limits (fixed one-second windows).
                     let now = std::time::Instant::now();
+                    if now.duration_since(global.0) >= Duration::from_secs(1) {
+                        global = (now, 0);
+                    }
+                    global.1 = global.1.saturating_add(1);
+                    if global.1 > ctx.config.heralds_per_second_total {
+                        ctx.metrics.drops.fetch_add(1, Ordering::Relaxed);
+                        if global.1 == ctx.config.heralds_per_second_total.saturating_add(1) {
+                            tracing::warn!("global herald rate limit exceeded; dropping heralds");
+                        }
+                        continue;
+                    }
                     if rate.len() > 4096 {
                         rate.retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(1));
                     }

@@ -305,3 +305,34 @@ fn a_slow_handler_does_not_hold_a_session_slot() {
     }
     assert!(acked, "second client refused while the first one's handler runs");
 }
+
+#[test]
+fn global_herald_rate_limit_covers_many_sources() {
+    let d = Daemon::start(|c| {
+        c.heralds_per_second = 100;
+        c.heralds_per_second_total = 3;
+    });
+    let sockets: Vec<UdpSocket> = ["127.0.0.1:0", "127.0.0.2:0", "127.0.0.3:0", "127.0.0.4:0"]
+        .iter()
+        .map(|a| {
+            let s = UdpSocket::bind(a).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(40))).unwrap();
+            s
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    let mut acked = 0;
+    for round in 0..3 {
+        for s in &sockets {
+            if exchange(s, d.addr, &raw_msg(1, 1 + round, 0, b"")).is_some() {
+                acked += 1;
+            }
+        }
+    }
+    let windows = start.elapsed().as_secs() + 1;
+    assert!(
+        acked >= 1 && acked as u64 <= 3 * windows,
+        "acked {acked} of 12 in {windows} window(s)"
+    );
+    assert!(acked < 12);
+}
