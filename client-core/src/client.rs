@@ -718,8 +718,11 @@ impl<'a> Client<'a> {
                 let distance = self.largest_acked_tx.map_or(0, |l| l.saturating_sub(slot.tx));
                 self.on_spurious_loss(distance + 1);
             }
-            // A late ack after a timeout is a delay, not reordering.
-            Status::Expired => self.lost -= 1,
+            // A late ack after a timeout is a delay, not reordering, and the timeout was spurious.
+            Status::Expired => {
+                self.lost -= 1;
+                self.cc.undo_timeout();
+            }
             _ => return,
         }
         let ring = &mut self.ring;

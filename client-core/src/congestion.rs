@@ -20,6 +20,8 @@ pub struct Aimd {
     /// Transmissions numbered below this were sent before the last reduction.
     recovery_start_tx: u64,
     max: u32,
+    /// Window and threshold before the last timeout, restored if the timeout proves spurious.
+    before_timeout: Option<(u32, u32)>,
 }
 
 impl Aimd {
@@ -32,6 +34,7 @@ impl Aimd {
             avoidance_acks: 0,
             recovery_start_tx: 0,
             max,
+            before_timeout: None,
         }
     }
 
@@ -76,15 +79,30 @@ impl Aimd {
         self.ssthresh = self.cwnd;
         self.avoidance_acks = 0;
         self.recovery_start_tx = next_tx;
+        self.before_timeout = None;
         true
     }
 
     /// The retransmission timer fired.
     pub fn on_timeout(&mut self, next_tx: u64) {
+        if self.before_timeout.is_none() {
+            self.before_timeout = Some((self.cwnd, self.ssthresh));
+        }
         self.ssthresh = (self.cwnd / 2).max(self.floor());
         self.cwnd = self.floor();
         self.avoidance_acks = 0;
         self.recovery_start_tx = next_tx;
+    }
+}
+
+impl Aimd {
+    /// A packet the timer declared lost was acked before its resend: the path was slow, not lossy
+    /// (as F-RTO / Eifel), so the window from before the timeout comes back.
+    pub fn undo_timeout(&mut self) {
+        if let Some((cwnd, ssthresh)) = self.before_timeout.take() {
+            self.cwnd = self.cwnd.max(cwnd);
+            self.ssthresh = self.ssthresh.max(ssthresh);
+        }
     }
 }
 
@@ -140,6 +158,14 @@ mod tests {
         cc.on_timeout(100);
         assert_eq!(cc.window(), MIN_CWND);
         assert_eq!(cc.ssthresh(), 8);
+        cc.undo_timeout();
+        assert_eq!(
+            (cc.window(), cc.ssthresh()),
+            (16, 16),
+            "a spurious timeout is undone"
+        );
+        cc.undo_timeout();
+        assert_eq!(cc.window(), 16);
         let mut tiny = Aimd::new(2);
         assert_eq!(tiny.window(), 2);
         tiny.on_timeout(0);

@@ -665,7 +665,9 @@ fn late_acks_after_a_timeout_are_not_taken_for_reordering() {
     assert_eq!(first.len(), 8);
     // The receiver stalls past the RTO; every packet expires, then all the acks arrive late.
     let t = c.poll_timeout().unwrap();
+    let cwnd = c.stats().cwnd;
     c.handle_timeout(t);
+    assert_eq!(c.stats().cwnd, MIN_CWND);
     for s in &first {
         ack(&mut c, t, SESSION, s.seqno);
     }
@@ -674,6 +676,10 @@ fn late_acks_after_a_timeout_are_not_taken_for_reordering() {
         "acked before the resend: nothing to resend"
     );
     assert_eq!(c.stats().retransmits, 0);
+    assert!(
+        c.stats().cwnd >= cwnd,
+        "the spurious timeout's window collapse is undone"
+    );
     // A real loss afterwards is still repaired after three later acks, not after another RTO.
     c.write(&vec![0u8; 8 * 512]);
     let t = t + Duration::from_millis(1);

@@ -177,6 +177,8 @@ struct Receiver {
     next_service: u64,
     buffer_drops: u64,
     late_heralds: u64,
+    /// Stops reading for `.1` every `.0` (a receiver blocked on its disk); needs `buffer_limit`.
+    stall: Option<(Duration, Duration)>,
 }
 
 impl Receiver {
@@ -198,6 +200,7 @@ impl Receiver {
             next_service: 0,
             buffer_drops: 0,
             late_heralds: 0,
+            stall: None,
         }
     }
 
@@ -233,6 +236,13 @@ impl Receiver {
 
     fn serve(&mut self, now: u64, net: &mut Network) {
         while !self.backlog.is_empty() && self.next_service <= now && !self.dead(now) {
+            if let Some((every, length)) = self.stall {
+                let (every, length) = (every.as_micros() as u64, length.as_micros() as u64);
+                if self.next_service % every < length {
+                    self.next_service += length - self.next_service % every;
+                    continue;
+                }
+            }
             let d = self.backlog.pop_front().unwrap();
             self.backlog_bytes -= d.bytes.len().max(2048);
             let at = self.next_service;
@@ -701,6 +711,36 @@ fn stock_netdumpd_buffer_is_not_overrun_into_collapse() {
         "keeps the receiver busy: {} µs",
         r.end_time
     );
+}
+
+#[test]
+fn a_receiver_stalling_on_its_disk_is_waited_for_not_flooded() {
+    // Every 50 ms the receiver stops reading for 20 ms (well above the RTO): the client's timer fires
+    // spuriously, the late acks undo the collapse, and the socket buffer absorbs the rest.
+    let sc = Scenario {
+        len: 3_000_000,
+        ..Scenario::new(901, Link::CLEAN)
+    };
+    let mut rx = Receiver::new(addr(SESSION_PORT));
+    rx.buffer_limit = Some(256 * 1024);
+    rx.service = Duration::from_micros(10);
+    rx.stall = Some((Duration::from_millis(50), Duration::from_millis(20)));
+    let r = run(sc, rx);
+    check_delivered(&sc, &r);
+    let first = r.stats.packets_sent - r.stats.retransmits;
+    eprintln!(
+        "stalling receiver: {first} packets, {} resent, {} buffer drops, {:.1} ms",
+        r.stats.retransmits,
+        r.receiver.buffer_drops,
+        r.end_time as f64 / 1000.0
+    );
+    assert!(
+        r.stats.retransmits <= first / 5,
+        "{} resends for {first} packets",
+        r.stats.retransmits
+    );
+    // ~21 ms of reading at 10 µs per datagram plus the stall at t = 0: ideal ~41 ms.
+    assert!(r.end_time < 80_000, "took {} µs", r.end_time);
 }
 
 #[test]
