@@ -30,6 +30,8 @@ const BATCH_CAP: usize = 256 * 1024;
 const POOL_BUFFERS: usize = 4;
 /// A batch that waited this long with no new packet is written anyway (bounds loss on SIGKILL).
 const IDLE_FLUSH: Duration = Duration::from_millis(20);
+/// Longest wait for reverse DNS before naming the files after the IP address.
+const DNS_TIMEOUT: Duration = Duration::from_secs(2);
 /// Datagrams handled per wake-up of a session task.
 const DRAIN_BATCH: usize = 64;
 /// Receive buffer of session sockets.
@@ -571,10 +573,15 @@ async fn session_main(
     let ip = peer.ip();
     let resolve = ctx.config.resolve_hostnames;
     let name = if resolve {
-        tokio::task::spawn_blocking(move || store::reverse_dns(ip))
-            .await
-            .ok()
-            .flatten()
+        // A dead resolver must not delay the herald ack past the client's ~1 s retransmit for long.
+        tokio::time::timeout(
+            DNS_TIMEOUT,
+            tokio::task::spawn_blocking(move || store::reverse_dns(ip)),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten()
     } else {
         None
     };
