@@ -433,9 +433,9 @@ pub struct SealInfo {
 
 /// Parses the cleartext fields of a sealed header as laid out in docs/format.md.
 ///
-/// Layout (big-endian, docs/format.md / `sealdump_crypto::seal`): magic[8] "SEALDUMP", version u16,
+/// Layout (big-endian, docs/format.md / `sealdump_crypto::seal`): `magic[8]` "SEALDUMP", version u16,
 /// header_len u16, aead u16, kdf u16, chunk_shift u8, compression u8, stanza_count u8, reserved u8,
-/// dump_id[16], time u64 (44 bytes), then per stanza kind u16, key_id[8], body_len u16, body. Missing or different layouts give `None` fields; the
+/// `dump_id[16]`, time u64 (44 bytes), then per stanza kind u16, `key_id[8]`, body_len u16, body. Missing or different layouts give `None` fields; the
 /// receiver only uses them for the info file and the structural completeness check.
 pub fn parse_seal_info(blob: &[u8]) -> SealInfo {
     let mut info = SealInfo::default();

@@ -23,7 +23,7 @@ use sealdump_receiver::freebsd_client::{Client, ClientConfig, Dump, Order, encod
                   Prints one line: bytes, seconds, MB/s, packets/s, retransmits."
 )]
 struct Cli {
-    /// Receiver herald address (HOST[:PORT], port 20023 by default).
+    /// Receiver herald address: HOST or HOST:PORT (port 20023 by default).
     #[arg(long)]
     to: String,
     /// Local address (FreeBSD uses port 20024).
