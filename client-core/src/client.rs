@@ -229,6 +229,10 @@ pub struct Client<'a> {
     reorder_threshold: u64,
     /// Spurious loss declarations seen (reordering).
     spurious: u64,
+    /// The time threshold is scaled by 2^this after reordering was seen.
+    reorder_time_shift: u32,
+    /// When the next in-flight packet overtaken by an acked one passes the time threshold.
+    loss_time: Option<Instant>,
     rtt: RttEstimator,
     cc: Aimd,
     rto_deadline: Option<Instant>,
@@ -380,6 +384,8 @@ impl<'a> Client<'a> {
             largest_acked_tx: None,
             reorder_threshold: PACKET_THRESHOLD,
             spurious: 0,
+            reorder_time_shift: 0,
+            loss_time: None,
             rtt: RttEstimator::new(),
             cc: Aimd::new(window as u32),
             rto_deadline: None,
@@ -491,6 +497,7 @@ impl<'a> Client<'a> {
         if self.outcome.is_none() {
             self.outcome = Some(Event::Failed(reason));
             self.rto_deadline = None;
+            self.loss_time = None;
         }
     }
 
@@ -748,7 +755,7 @@ impl<'a> Client<'a> {
         }
         // RFC 6298 §5.3: restart the timer when new data is acked.
         self.rto_deadline = (self.in_flight > 0).then(|| now + self.rtt.rto());
-        self.detect_losses();
+        self.detect_losses(now);
         if Some(seq) == self.finished_seq {
             self.outcome = Some(Event::Done(self.stats()));
             self.rto_deadline = None;
@@ -759,35 +766,55 @@ impl<'a> Client<'a> {
 
     fn on_spurious_loss(&mut self, threshold: u64) {
         self.spurious += 1;
+        self.reorder_time_shift = (self.reorder_time_shift + 1).min(4);
         self.reorder_threshold = self
             .reorder_threshold
             .max(threshold)
             .min(self.window.max(3) as u64);
     }
 
-    /// Marks as lost every in-flight packet sent `reorder_threshold` transmissions before the newest acked.
-    fn detect_losses(&mut self) {
+    /// How long after its send a packet overtaken by an acked one counts as lost: 9/8 of the RTT (QUIC's
+    /// time threshold, RFC 9002 §6.1.2), doubled for each reordering seen up to 16x, at least 1 ms.
+    fn loss_delay(&self) -> u64 {
+        let rtt = self.rtt.srtt_us().max(self.rtt.latest_rtt_us());
+        (rtt * 9 / 8).max(1_000) << self.reorder_time_shift
+    }
+
+    /// Marks as lost every in-flight packet sent before the newest acked one that is either
+    /// `reorder_threshold` transmissions older or [`Client::loss_delay`] old; arms `loss_time` for the rest.
+    fn detect_losses(&mut self, now: Instant) {
+        self.loss_time = None;
         let Some(largest) = self.largest_acked_tx else {
             return;
         };
+        let loss_delay = self.loss_delay();
         let ring = &mut self.ring;
         let mut seq = ring.base;
         while seq < ring.next_send {
             let index = ring.index(seq);
             let slot = ring.states[index];
-            if slot.status == Status::InFlight {
-                if slot.tx + self.reorder_threshold <= largest {
-                    ring.states[index].status = Status::Lost;
-                    self.in_flight -= 1;
-                    self.lost += 1;
-                    self.rexmit_credit += 1;
-                    self.cc.on_loss(slot.tx, self.next_tx);
-                } else if slot.retransmits == 0 {
+            seq += 1;
+            if slot.status != Status::InFlight {
+                continue;
+            }
+            if slot.tx > largest {
+                if slot.retransmits == 0 {
                     // First transmissions go out in seq order, so every later one is newer still.
                     break;
                 }
+                continue;
             }
-            seq += 1;
+            let lost_at = slot.sent_at_us.saturating_add(loss_delay);
+            if slot.tx + self.reorder_threshold <= largest || lost_at <= now.as_micros() {
+                ring.states[index].status = Status::Lost;
+                self.in_flight -= 1;
+                self.lost += 1;
+                self.rexmit_credit += 1;
+                self.cc.on_loss(slot.tx, self.next_tx);
+            } else {
+                let at = Instant::from_micros(lost_at);
+                self.loss_time = Some(self.loss_time.map_or(at, |t| t.min(at)));
+            }
         }
     }
 
@@ -797,6 +824,9 @@ impl<'a> Client<'a> {
             return;
         }
         self.check_give_up(now);
+        if self.loss_time.is_some_and(|t| now >= t) && self.outcome.is_none() {
+            self.detect_losses(now);
+        }
         if let Some(deadline) = self.rto_deadline
             && now >= deadline
             && self.outcome.is_none()
@@ -857,7 +887,10 @@ impl<'a> Client<'a> {
         if self.outcome.is_some() {
             return None;
         }
-        let mut next = self.rto_deadline;
+        let mut next = match (self.rto_deadline, self.loss_time) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if self.session.is_none() {
             next = Some(next.map_or(self.herald_due, |t| t.min(self.herald_due)));
         }

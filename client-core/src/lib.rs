@@ -43,8 +43,9 @@
 //! # Transport
 //! Up to `window` messages in flight, limited further by an AIMD congestion window that slow-starts from
 //! [`INITIAL_CWND`]; RFC 6298 RTT estimation with the RTO floored at [`MIN_RTO`]; a message is resent at once
-//! when messages sent 3 (more on a path shown to reorder) transmissions after it are acked, or when the RTO
-//! fires; no ack progress for `give_up_after` ends the dump with [`Event::Failed`].
+//! when messages sent 3 transmissions after it are acked, or 9/8 RTT after its send once a later one is acked
+//! (RFC 9002's packet and time thresholds, both widened on a path shown to reorder), or when the RTO fires
+//! (undone if its acks turn up late); no ack progress for `give_up_after` ends the dump with [`Event::Failed`].
 #![no_std]
 #![forbid(unsafe_code)]
 

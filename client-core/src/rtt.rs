@@ -19,6 +19,7 @@ const GRANULARITY_US: u64 = 1_000;
 pub struct RttEstimator {
     srtt: Option<u64>,
     min_rtt: u64,
+    latest_rtt: u64,
     rttvar: u64,
     rto: u64,
 }
@@ -39,6 +40,7 @@ impl RttEstimator {
         Self {
             srtt: None,
             min_rtt: u64::MAX,
+            latest_rtt: 0,
             rttvar: 0,
             rto: INITIAL_RTO.as_micros() as u64,
         }
@@ -48,6 +50,7 @@ impl RttEstimator {
     pub fn on_sample(&mut self, sample: Duration) {
         let r = micros(sample);
         self.min_rtt = self.min_rtt.min(r);
+        self.latest_rtt = r;
         match self.srtt {
             None => {
                 self.srtt = Some(r);
@@ -77,6 +80,11 @@ impl RttEstimator {
     /// Smallest RTT sample in microseconds (0 before the first sample).
     pub fn min_rtt_us(&self) -> u64 {
         if self.srtt.is_some() { self.min_rtt } else { 0 }
+    }
+
+    /// The latest RTT sample in microseconds (0 before the first sample).
+    pub fn latest_rtt_us(&self) -> u64 {
+        self.latest_rtt
     }
 
     /// Smoothed RTT in microseconds (0 before the first sample).

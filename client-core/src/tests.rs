@@ -718,3 +718,25 @@ fn a_reordering_path_raises_the_fast_retransmit_threshold() {
     assert!(resent.iter().all(|s| s.seqno != sent[4].seqno));
     assert_eq!(c.stats().retransmits, retransmits);
 }
+
+#[test]
+fn an_overtaken_packet_is_resent_after_the_time_threshold_before_the_rto() {
+    let mut c = plain_client(16, 16, 512);
+    connect(&mut c); // RTT sample: 1 ms
+    c.write(&[0u8; 1024]);
+    let t = Instant::from_millis(2);
+    let sent = drain(&mut c, t);
+    assert_eq!(sent.len(), 2);
+    // Only one later ack: the packet threshold (3) cannot fire, the time threshold (9/8 RTT) does.
+    ack(&mut c, t + Duration::from_micros(1000), SESSION, sent[1].seqno);
+    let deadline = c.poll_timeout().unwrap();
+    assert_eq!(deadline, t + Duration::from_micros(1125));
+    assert!(deadline < t + MIN_RTO);
+    assert!(drain(&mut c, deadline - Duration::from_micros(1)).is_empty());
+    c.handle_timeout(deadline);
+    let again = drain(&mut c, deadline);
+    assert_eq!(
+        again.iter().map(|s| s.seqno).collect::<Vec<_>>(),
+        vec![sent[0].seqno]
+    );
+}
