@@ -372,3 +372,31 @@ fn ipv6_and_dual_stack() {
         wait_info_closed(d.path().join("info.127.0.0.1.0")).starts_with("Dump from 127.0.0.1 [127.0.0.1]\n")
     );
 }
+
+#[test]
+fn keep_prunes_older_dumps_of_the_host() {
+    let d = Daemon::start(|c| c.store.keep = Some(1));
+    for (i, body) in [&b"first"[..], b"second"].into_iter().enumerate() {
+        client(d.addr, Order::FreeBsd13)
+            .send_dump(&Dump {
+                core: body,
+                kdh: None,
+                key: None,
+            })
+            .unwrap();
+        wait_info_closed(d.path().join(format!("info.127.0.0.1.{i}")));
+    }
+    wait_for("pruning", Duration::from_secs(5), || {
+        !d.path().join("info.127.0.0.1.0").exists()
+    });
+    assert_eq!(
+        listing(d.path()),
+        [
+            "bounds.127.0.0.1",
+            "info.127.0.0.1.1",
+            "info.127.0.0.1.last",
+            "vmcore.127.0.0.1.1",
+            "vmcore.127.0.0.1.last"
+        ]
+    );
+}
