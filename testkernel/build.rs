@@ -41,7 +41,18 @@ fn main() {
         Err(_) => 32,
     };
 
+    // Seconds without ack progress before client-core gives up (exit status 39).
+    println!("cargo:rerun-if-env-changed=SEALDUMP_TK_GIVE_UP_SECS");
+    let give_up_secs: u64 = match env::var("SEALDUMP_TK_GIVE_UP_SECS") {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("SEALDUMP_TK_GIVE_UP_SECS is not a number: {text:?}")),
+        Err(_) => 30,
+    };
+
     let mut out = String::new();
+    out.push_str(&format!("pub const GIVE_UP_SECS: u64 = {give_up_secs};\n"));
     out.push_str(&format!("pub const RECEIVER_PORT: u16 = {port};\n"));
     out.push_str(&format!(
         "pub const DUMP_BYTES: usize = {dump_mib} * 1024 * 1024;\n"

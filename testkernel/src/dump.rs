@@ -83,6 +83,7 @@ pub fn dump(memory: &[u8], panic_string: &[u8]) -> ExitCode {
     let mut client_config = Config::new(net::receiver(), mode);
     client_config.window = WINDOW;
     client_config.payload_size = PAYLOAD;
+    client_config.give_up_after = core::time::Duration::from_secs(config::GIVE_UP_SECS);
     let buffers = Buffers {
         slots,
         slot_len: SLOT_LEN,

@@ -29,6 +29,11 @@ const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const DUMP_MIB: usize = 32;
 /// QEMU status for the kernel's `ExitCode::Success` (isa-debug-exit: 2 * 0x10 + 1).
 const EXIT_SUCCESS: i32 = 33;
+/// The kernel's give-up deadline (no ack progress for this long: exit status 39).
+const GIVE_UP_SECS: u64 = 8;
+/// Exit statuses of the failure paths (docs/baremetal.md).
+const EXIT_NO_NIC: i32 = 35;
+const EXIT_NETWORK_FAILED: i32 = 39;
 /// Whole QEMU run, boot to exit (about 3 s here; generous for slow CI machines).
 const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -138,6 +143,7 @@ fn build_kernel(port: u16, recipient_file: &Path) -> PathBuf {
         .env("SEALDUMP_TK_PORT", port.to_string())
         .env("SEALDUMP_TK_RECIPIENT", recipient_file)
         .env("SEALDUMP_TK_DUMP_MIB", DUMP_MIB.to_string())
+        .env("SEALDUMP_TK_GIVE_UP_SECS", GIVE_UP_SECS.to_string())
         .stderr(Stdio::inherit())
         .output()
         .expect("run scripts/build-testkernel");
@@ -150,21 +156,33 @@ fn build_kernel(port: u16, recipient_file: &Path) -> PathBuf {
 /// Boots the kernel; returns (exit status, serial console output).
 /// Boots the kernel on `machine` ("q35" or "pc") with `cpu` ("qemu64": no RDRAND; "max": RDRAND).
 fn run_qemu(kernel: &Path, pcap: &Path, machine: &str, cpu: &str) -> (Option<i32>, String) {
-    let mut child = Command::new("qemu-system-x86_64")
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-nic",
+        "none",
+        "-netdev",
+        "user,id=n0",
+        "-device",
+        "virtio-net-pci,netdev=n0,romfile=",
+    ])
+    .arg("-object")
+    .arg(format!("filter-dump,id=f0,netdev=n0,file={}", pcap.display()));
+    run_qemu_with(cmd, kernel, machine, cpu)
+}
+
+/// Boots the kernel with no network device at all.
+fn run_qemu_without_nic(kernel: &Path) -> (Option<i32>, String) {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-nic", "none"]);
+    run_qemu_with(cmd, kernel, "q35", "qemu64")
+}
+
+fn run_qemu_with(mut cmd: Command, kernel: &Path, machine: &str, cpu: &str) -> (Option<i32>, String) {
+    let mut child = cmd
         .args(["-machine", machine, "-cpu", cpu])
         .args(["-accel", "tcg", "-m", "128M", "-no-reboot", "-display", "none"])
         .arg("-kernel")
         .arg(kernel)
-        .args([
-            "-nic",
-            "none",
-            "-netdev",
-            "user,id=n0",
-            "-device",
-            "virtio-net-pci,netdev=n0,romfile=",
-        ])
-        .arg("-object")
-        .arg(format!("filter-dump,id=f0,netdev=n0,file={}", pcap.display()))
         .args([
             "-device",
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
@@ -470,6 +488,26 @@ fn bare_metal_kernel_sends_its_memory_sealed_through_virtio_net() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+
+    // Failure paths report themselves: no NIC at all, and nobody answering the herald.
+    let (status, console) = run_qemu_without_nic(&kernel);
+    assert_eq!(status, Some(EXIT_NO_NIC), "boot without a NIC: {console}");
+    drop(receiver);
+    let silent = Instant::now();
+    let (status, console) = run_qemu(&kernel, &tmp.path().join("silent.pcap"), "q35", "qemu64");
+    assert_eq!(
+        status,
+        Some(EXIT_NETWORK_FAILED),
+        "boot with no receiver listening: {console}"
+    );
+    assert!(
+        silent.elapsed() >= Duration::from_secs(GIVE_UP_SECS),
+        "gave up before the deadline"
+    );
+    assert!(
+        console.contains("dump: failed"),
+        "the kernel did not say why it failed: {console}"
+    );
     println!(
         "timing: build + receiver start {built:?}, QEMU boot to exit {ran:?}, checks {:?}",
         checks.elapsed()
