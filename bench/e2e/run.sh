@@ -101,7 +101,8 @@ done
 echo "== FreeBSD netdump behaviour (sealdump-fbsd-client: 64 KiB burst, wait for all acks), payload 1448, plain"
 fbsd_line=$("$bin/sealdump-fbsd-client" --to "$receiver" --bind 127.0.0.1:0 --payload 1448 "$dump" 2>&1 | tail -n1)
 echo "   $fbsd_line"
-fbsd=$(printf '%s\n' "$fbsd_line" | grep -oE '[0-9.]+ MB/s' | head -n1 | cut -d' ' -f1)
+# "bytes=… seconds=… MBps=… pps=… retransmits=…"
+fbsd=$(printf '%s\n' "$fbsd_line" | sed -n 's/.*MBps=\([0-9.]*\).*/\1/p')
 rm -f "$work"/dumps/vmcore.* 2>/dev/null || true
 
 echo "== ssh 127.0.0.1 'cat > f' (openssh-server on a loopback port, throw-away keys)"
