@@ -27,10 +27,10 @@
 //! + W × size_of::<SlotState>()   per-slot bookkeeping (32 bytes)
 //! + C + 16                       chunk buffer (sealed mode; 0 in plain mode)
 //! + 4096                         seal header buffer (sealed mode; 0 in plain mode)
-//! + size_of::<Client>()          the state machine itself (1 888 bytes on x86_64, keys included)
+//! + size_of::<Client>()          the state machine itself (1 920 bytes on x86_64, keys included)
 //! ```
 //!
-//! At W = 256, P = 1448, C = 64 KiB: 376 832 + 8 192 + 65 552 + 4 096 + 1 888 = 456 560 bytes (≈ 446 KiB);
+//! At W = 256, P = 1448, C = 64 KiB: 376 832 + 8 192 + 65 552 + 4 096 + 1 920 = 456 592 bytes (≈ 446 KiB);
 //! [`ram_required`] computes it for any configuration. A 64-slot window with 64 KiB chunks needs ≈ 165 KiB.
 //! No stack buffer larger than the 512-byte kernel dump header is used.
 //!

@@ -368,6 +368,10 @@ fn ram_formula_matches_the_buffers() {
     assert_eq!(ram, buffers + core::mem::size_of::<Client<'static>>());
     assert_eq!(core::mem::size_of::<SlotState>(), 32);
     assert!(ram < 470 * 1024, "{ram}");
+    std::eprintln!(
+        "ram_required(256, 1448, 65536) = {ram}, Client = {}",
+        core::mem::size_of::<Client<'static>>()
+    );
 }
 
 impl Instant {
