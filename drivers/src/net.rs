@@ -327,7 +327,7 @@ mod tests {
     use super::*;
     use core::net::{Ipv4Addr, Ipv6Addr};
     use smoltcp::phy::{DeviceCapabilities, Medium};
-    use smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet};
+    use smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet, Ipv6Packet};
     use std::boxed::Box;
     use std::cell::RefCell;
     use std::collections::VecDeque;
@@ -486,32 +486,39 @@ mod tests {
 
     #[test]
     fn off_link_datagrams_go_to_the_gateway_mac() {
-        let (mut end_a, mut end_b) = cable();
-        let gateway = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-        let config_a = config(
-            MAC_A,
-            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
-            24,
-            Some(gateway),
-            20024,
-        );
-        let stack_a = UdpStack::new(&mut end_a, &config_a, storage(), 0).unwrap();
-        let stack_b = UdpStack::new(&mut end_b, &config(MAC_B, gateway, 24, None, 9), storage(), 0).unwrap();
-        let log = end_a.log.clone();
-        let (mut a, mut b) = ((stack_a, end_a), (stack_b, end_b));
-        let far = Ipv4Addr::new(192, 0, 2, 9);
-        a.0.send_to(b"herald", SocketAddr::new(IpAddr::V4(far), 20023))
-            .unwrap();
-        let routed = |log: &Vec<Vec<u8>>| {
-            log.iter().any(|frame| {
-                let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
-                eth.ethertype() == EthernetProtocol::Ipv4
-                    && eth.dst_addr() == EthernetAddress(MAC_B)
-                    && Ipv4Packet::new_checked(eth.payload()).is_ok_and(|ip| ip.dst_addr() == far)
-            })
-        };
-        let ok = run(&mut a, &mut b, |_, _| routed(&log.borrow()));
-        assert!(ok, "no frame for {far} addressed to the gateway's MAC");
+        let v4 = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+        let v6 = |last, prefix| IpAddr::V6(Ipv6Addr::new(prefix, 0xdb8, 0, 0, 0, 0, 0, last));
+        for (ours, gateway, prefix, far) in [
+            (v4(10, 0, 0, 2), v4(10, 0, 0, 1), 24, v4(192, 0, 2, 9)),
+            (v6(2, 0xfd00), v6(1, 0xfd00), 64, v6(9, 0x2001)),
+        ] {
+            let (mut end_a, mut end_b) = cable();
+            let config_a = config(MAC_A, ours, prefix, Some(gateway), 20024);
+            let stack_a = UdpStack::new(&mut end_a, &config_a, storage(), 0).unwrap();
+            let config_b = config(MAC_B, gateway, prefix, None, 9);
+            let stack_b = UdpStack::new(&mut end_b, &config_b, storage(), 0).unwrap();
+            let log = end_a.log.clone();
+            let (mut a, mut b) = ((stack_a, end_a), (stack_b, end_b));
+            a.0.send_to(b"herald", SocketAddr::new(far, 20023)).unwrap();
+            // A frame to the gateway's MAC whose IP destination is the far host.
+            let routed = |log: &Vec<Vec<u8>>| {
+                log.iter().any(|frame| {
+                    let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
+                    let ip_dst: Option<IpAddr> = match eth.ethertype() {
+                        EthernetProtocol::Ipv4 => Ipv4Packet::new_checked(eth.payload())
+                            .ok()
+                            .map(|ip| IpAddr::V4(ip.dst_addr())),
+                        EthernetProtocol::Ipv6 => Ipv6Packet::new_checked(eth.payload())
+                            .ok()
+                            .map(|ip| IpAddr::V6(ip.dst_addr())),
+                        _ => None,
+                    };
+                    eth.dst_addr() == EthernetAddress(MAC_B) && ip_dst == Some(far)
+                })
+            };
+            let ok = run(&mut a, &mut b, |_, _| routed(&log.borrow()));
+            assert!(ok, "no frame for {far} addressed to the gateway's MAC");
+        }
     }
 
     #[test]

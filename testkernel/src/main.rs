@@ -47,8 +47,12 @@ fn filled_memory() -> Option<&'static [u8]> {
 extern "C" fn kernel_main(start_info: u64) -> ! {
     serial::init();
     println!("sealdump-testkernel: booted (PVH start info at {start_info:#x})");
-    let tsc_per_ms = time::calibrate();
-    println!("sealdump-testkernel: TSC {} kHz", tsc_per_ms);
+    match time::init() {
+        time::Source::Hpet(period_fs) => println!("sealdump-testkernel: clock HPET ({period_fs} fs/tick)"),
+        time::Source::Tsc(per_ms) => {
+            println!("sealdump-testkernel: clock TSC ({per_ms} kHz, PIT-calibrated)")
+        }
+    }
     let Some(DumpMemory(memory)) = DUMP_MEMORY.take() else {
         exit(ExitCode::NestedPanic)
     };
