@@ -78,13 +78,15 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver on `dir` with `--no-resolve` and the extra arguments and environment given.
     pub fn start_with(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Receiver {
-        Self::spawn(&[], "127.0.0.1", dir, extra, env)
+        Self::spawn(&[], "127.0.0.1", 0, dir, extra, env)
     }
 
-    /// Starts a receiver bound to `bind_ip`, run under `prefix` (e.g. `ip netns exec NS`) if not empty.
+    /// Starts a receiver bound to `bind_ip:port` (0: ephemeral), run under `prefix` (e.g. `ip netns exec NS`)
+    /// if not empty.
     pub fn spawn(
         prefix: &[&str],
         bind_ip: &str,
+        port: u16,
         dir: &Path,
         extra: &[&str],
         env: &[(&str, &str)],
@@ -99,11 +101,19 @@ impl Receiver {
             }
             None => Command::new(&receiver),
         };
-        cmd.args(["-D", "-a", bind_ip, "--port", "0", "--no-resolve", "-d"])
-            .arg(dir)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "-D",
+            "-a",
+            bind_ip,
+            "--port",
+            &port.to_string(),
+            "--no-resolve",
+            "-d",
+        ])
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -178,7 +188,8 @@ impl Receiver {
         self.log.lock().unwrap().join("\n")
     }
 
-    /// Waits until `n` info files end with a final line ("Dump complete" or "Dump incomplete…"); returns the
+    /// Waits until `n` info files have a final line ("Dump complete", "Dump incomplete…", "Dump unsuccessful…");
+    /// returns the
     /// info files (sorted by name).
     pub fn wait_for_dumps(&self, n: usize, timeout: Duration) -> Vec<PathBuf> {
         let deadline = Instant::now() + timeout;
@@ -186,8 +197,11 @@ impl Receiver {
             let done: Vec<PathBuf> = info_files(&self.dir)
                 .into_iter()
                 .filter(|p| {
-                    std::fs::read_to_string(p)
-                        .is_ok_and(|s| s.contains("Dump complete") || s.contains("Dump incomplete"))
+                    std::fs::read_to_string(p).is_ok_and(|s| {
+                        s.contains("Dump complete")
+                            || s.contains("Dump incomplete")
+                            || s.contains("Dump unsuccessful")
+                    })
                 })
                 .collect();
             if done.len() >= n {

@@ -270,7 +270,7 @@ fn nftables_loss_between_namespaces() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let prefix = ["ip", "netns", "exec", ns.receiver.as_str()];
-    let rx = Receiver::spawn(&prefix, "10.213.0.2", &tmp.path().join("dumps"), &[], &[]);
+    let rx = Receiver::spawn(&prefix, "10.213.0.2", 0, &tmp.path().join("dumps"), &[], &[]);
     let key = PrivateKey::generate_x25519();
     let (_private, public) = write_key_pair(tmp.path(), "analyst", &key);
     let mut sources = Vec::new();
