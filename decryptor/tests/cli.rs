@@ -139,3 +139,25 @@ fn unknown_key_blob_is_named() {
             "neither a seal header nor a FreeBSD EKCD key blob",
         ));
 }
+
+#[test]
+fn output_may_not_be_the_dump_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("vmcore_encrypted.h.0");
+    std::fs::write(&dump, b"x").unwrap();
+    std::fs::write(dir.path().join("key.h.0"), b"x").unwrap();
+    bin()
+        .arg("--force")
+        .arg("-o")
+        .arg(&dump)
+        .arg(&dump)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("output would overwrite the dump"));
+    assert_eq!(std::fs::read(&dump).unwrap(), b"x");
+}
+
+#[test]
+fn too_many_threads_is_refused() {
+    bin().args(["--threads", "5000", "x"]).assert().code(2);
+}
