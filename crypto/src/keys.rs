@@ -411,21 +411,36 @@ pub fn write_public_key_file(path: &Path, key: &PublicKey, force: bool) -> Resul
 }
 
 /// Largest key file we read: a 16384-bit RSA PEM is about 13 KiB.
-const MAX_KEY_FILE: u64 = 64 * 1024;
+pub const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
+
+/// Reads a key (or passphrase) file of at most [`MAX_KEY_FILE_LEN`] bytes into wiped-on-drop memory;
+/// `Ok(None)` if it is longer. The limit is enforced while reading, not from the file's size, so a FIFO or a
+/// device such as `/dev/zero` cannot make us read without end.
+pub fn read_key_file_bytes(path: &Path) -> std::io::Result<Option<Zeroizing<Vec<u8>>>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    // Room for the limit plus one byte, so the Vec never reallocates (which would leave an unwiped copy);
+    // reading one byte past the limit tells "exactly the limit" from "longer".
+    let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN as usize + 1));
+    file.take(MAX_KEY_FILE_LEN + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_KEY_FILE_LEN {
+        return Ok(None);
+    }
+    Ok(Some(bytes))
+}
 
 fn read_key_text(path: &Path) -> Result<Zeroizing<String>, KeyError> {
-    let io_err = |source| KeyError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let len = std::fs::metadata(path).map_err(io_err)?.len();
-    if len > MAX_KEY_FILE {
-        return Err(KeyError::NotPem(std::format!(
-            "{}: {len} bytes is too large for a key file",
-            path.display()
-        )));
-    }
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(io_err)?);
+    let bytes = read_key_file_bytes(path)
+        .map_err(|source| KeyError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .ok_or_else(|| {
+            KeyError::NotPem(std::format!(
+                "{}: more than {MAX_KEY_FILE_LEN} bytes is too large for a key file",
+                path.display()
+            ))
+        })?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| KeyError::NotPem(std::format!("{}: not text", path.display())))?;
     Ok(Zeroizing::new(text.to_string()))

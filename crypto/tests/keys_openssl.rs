@@ -249,6 +249,40 @@ fn bad_files_give_one_line_errors() {
 }
 
 #[test]
+fn key_reads_are_bounded_even_for_endless_files() {
+    let dir = tempfile::tempdir().unwrap();
+    // A regular file one byte over the limit, and one exactly at it.
+    let big = dir.path().join("big.pem");
+    std::fs::write(&big, vec![b'A'; keys::MAX_KEY_FILE_LEN as usize + 1]).unwrap();
+    let err = keys::read_private_key_file(&big, None).unwrap_err().to_string();
+    assert!(err.contains("too large for a key file"), "{err}");
+    assert!(keys::read_key_file_bytes(&big).unwrap().is_none());
+    let at_limit = dir.path().join("limit.pem");
+    std::fs::write(&at_limit, vec![b'A'; keys::MAX_KEY_FILE_LEN as usize]).unwrap();
+    let bytes = keys::read_key_file_bytes(&at_limit).unwrap().unwrap();
+    assert_eq!(bytes.len() as u64, keys::MAX_KEY_FILE_LEN);
+    // A FIFO reports size 0 but a writer keeps feeding it: the read must stop at the limit, not exhaust memory.
+    let fifo = dir.path().join("fifo.pem");
+    let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let writer_path = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).open(writer_path).unwrap();
+        let block = [b'A'; 8192];
+        // Stops with EPIPE once the reader has given up.
+        for _ in 0..1024 {
+            if f.write_all(&block).is_err() {
+                break;
+            }
+        }
+    });
+    let err = keys::read_public_key_file(&fifo).unwrap_err().to_string();
+    assert!(err.contains("too large for a key file"), "{err}");
+    writer.join().unwrap();
+}
+
+#[test]
 fn debug_does_not_print_secrets() {
     let key = PrivateKey::generate_x25519();
     let PrivateKey::X25519(secret) = &key else {

@@ -13,10 +13,7 @@ pub const PASSPHRASE_ENV: &str = "SEALDUMP_PASSPHRASE";
 /// The passphrase from `--passphrase-file` (its first line), else from `SEALDUMP_PASSPHRASE`, else none.
 pub fn passphrase(file: Option<&Path>) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
     if let Some(file) = file {
-        let bytes = Zeroizing::new(std::fs::read(file).map_err(|source| Error::Io {
-            path: file.to_path_buf(),
-            source,
-        })?);
+        let bytes = read_bounded(file)?;
         let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
@@ -148,27 +145,25 @@ pub fn load_public(path: &Path, passphrase_file: Option<&Path>) -> Result<Public
         .ok_or_else(|| Error::PassphraseNeeded(path.to_path_buf()))
 }
 
-/// Largest key file we read (a 16384-bit RSA PEM is about 13 KiB).
-const MAX_KEY_FILE: u64 = 64 * 1024;
-
 fn read_text(path: &Path) -> Result<Zeroizing<String>, Error> {
-    let len = std::fs::metadata(path)
+    let bytes = read_bounded(path)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Error::key(path, keys::KeyError::NotPem("not a text file".to_string())))?;
+    Ok(Zeroizing::new(text.to_string()))
+}
+
+/// A key or passphrase file, read with the key-file size limit (which also holds for FIFOs and devices).
+fn read_bounded(path: &Path) -> Result<Zeroizing<Vec<u8>>, Error> {
+    keys::read_key_file_bytes(path)
         .map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })?
-        .len();
-    if len > MAX_KEY_FILE {
-        return Err(Error::Input(format!(
-            "{}: {len} bytes is too large for a key file",
-            path.display()
-        )));
-    }
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?);
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| Error::key(path, keys::KeyError::NotPem("not a text file".to_string())))?;
-    Ok(Zeroizing::new(text.to_string()))
+        .ok_or_else(|| {
+            Error::Input(format!(
+                "{}: more than {} bytes is too large for a key file",
+                path.display(),
+                keys::MAX_KEY_FILE_LEN
+            ))
+        })
 }

@@ -227,6 +227,19 @@ fn bad_files_give_one_line_errors() {
         .assert()
         .code(2)
         .stderr("sealdump-keytool: error: k.pub: this is a public key; a private key is needed\n");
+    // Oversized key and passphrase files are refused while reading, with one line.
+    std::fs::write(dir.path().join("huge"), vec![b'A'; 64 * 1024 + 1]).unwrap();
+    keytool(dir.path())
+        .args(["inspect", "huge"])
+        .assert()
+        .code(2)
+        .stderr("sealdump-keytool: error: huge: more than 65536 bytes is too large for a key file\n");
+    keytool(dir.path())
+        .args(["gen", "--passphrase-file", "huge", "k2"])
+        .assert()
+        .code(2)
+        .stderr("sealdump-keytool: error: huge: more than 65536 bytes is too large for a key file\n");
+    assert!(!dir.path().join("k2").exists());
 }
 
 #[test]
