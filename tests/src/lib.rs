@@ -36,6 +36,8 @@ pub fn bin_dir() -> &'static Path {
             "sealdump-receiver",
             "-p",
             "sealdump-decryptor",
+            "-p",
+            "sealdump-keytool",
         ])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
         if release {
