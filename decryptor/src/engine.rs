@@ -403,10 +403,13 @@ mod tests {
                 damage.iter().map(|&d| d as u64).filter(|&d| d < layout.records).collect();
             damaged.sort_unstable();
             damaged.dedup();
-            let f = std::fs::OpenOptions::new().write(true).open(input.path()).unwrap();
+            let f = std::fs::OpenOptions::new().read(true).write(true).open(input.path()).unwrap();
             for &i in &damaged {
+                // Flip (not overwrite) a tag byte, so the record is damaged whatever it held.
                 let (offset, len) = layout.record_range(i);
-                f.write_all_at(&[0xa5], offset + len - 1).unwrap();
+                let mut b = [0u8];
+                f.read_exact_at(&mut b, offset + len - 1).unwrap();
+                f.write_all_at(&[b[0] ^ 0xa5], offset + len - 1).unwrap();
             }
             let input_file = File::open(input.path()).unwrap();
             let mut expect = plain.clone();
