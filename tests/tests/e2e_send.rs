@@ -493,3 +493,92 @@ fn usage_and_environment_errors_exit_2_with_one_line() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+fn provisioning_file(dir: &Path, receiver: &str, key: &PrivateKey) -> PathBuf {
+    let path = dir.join("provision.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "version = 1\nreceiver = [\"{receiver}\"]\nclient_port = 0\n\
+             [[recipient]]\nkey_id = \"{}\"\npublic_key = \"\"\"{}\"\"\"\n",
+            hex::encode(key.public_key().key_id()),
+            key.public_key().to_pem().trim_end()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Runs `dist/kdump/sealdump-kdump-pre.sh` as kdump would, with its settings in the environment.
+fn kdump_hook(env: &[(&str, &std::ffi::OsStr)]) -> Output {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../dist/kdump/sealdump-kdump-pre.sh");
+    let mut cmd = Command::new("bash");
+    cmd.arg(script).env("SEALDUMP_SEND", bin("sealdump-send"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn kdump_hook_sends_the_vmcore_and_tells_kdump_to_skip_its_plaintext_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(&tmp.path().join("dumps"));
+    let key = PrivateKey::generate_x25519();
+    let provision = provisioning_file(tmp.path(), &rx.addr, &key);
+    let (vmcore, data) = synthetic(tmp.path(), 1, 8);
+    let env = [
+        ("SEALDUMP_PROVISION", provision.as_os_str()),
+        ("SEALDUMP_VMCORE", vmcore.as_os_str()),
+    ];
+    let out = kdump_hook(&env);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Non-zero: kdump skips its own (plaintext) dump and runs its final action.
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("dump sent and acknowledged"), "{err}");
+    let stored = rx.stored("vmcore_encrypted.");
+    assert_eq!(sha256(&decrypt_with_library(&key, &stored)), sha256(&data));
+
+    // Opting in to a local copy as well: exit 0.
+    let mut env = env.to_vec();
+    env.push(("SEALDUMP_ALSO_LOCAL", os("1")));
+    let out = kdump_hook(&env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn kdump_hook_retries_then_gives_up_on_a_silent_receiver() {
+    let tmp = tempfile::tempdir().unwrap();
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let key = PrivateKey::generate_x25519();
+    let provision = provisioning_file(tmp.path(), &silent.local_addr().unwrap().to_string(), &key);
+    let (vmcore, _) = synthetic(tmp.path(), 1, 9);
+    let env = [
+        ("SEALDUMP_PROVISION", provision.as_os_str()),
+        ("SEALDUMP_VMCORE", vmcore.as_os_str()),
+        ("SEALDUMP_TRIES", os("2")),
+        ("SEALDUMP_RETRY_WAIT", os("0")),
+        ("SEALDUMP_ARGS", os("--timeout 0.5")),
+    ];
+    let out = kdump_hook(&env);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("attempt 2 of 2") && err.contains("giving up after 2 attempts"),
+        "{err}"
+    );
+
+    // With the fallback, kdump saves to its own target instead.
+    let mut env = env.to_vec();
+    env.push(("SEALDUMP_FALLBACK_LOCAL", os("1")));
+    env.push(("SEALDUMP_VMCORE", os("/nonexistent/vmcore")));
+    let out = kdump_hook(&env);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("no /nonexistent/vmcore"), "{err}");
+}

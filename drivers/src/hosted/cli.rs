@@ -63,7 +63,7 @@ pub struct Cli {
     pub path: Option<String>,
 
     /// Dump bytes per datagram (MTU - 52 = 1448 at MTU 1500; up to 8192 on loopback or jumbo links).
-    #[arg(long, value_name = "N", default_value_t = 1448, value_parser = clap::value_parser!(u16).range(256..=8192))]
+    #[arg(long, value_name = "N", default_value_t = 1448, value_parser = clap::value_parser!(u16).range(512..=8192))]
     pub payload_size: u16,
 
     /// Maximum datagrams in flight.
