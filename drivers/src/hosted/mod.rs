@@ -353,3 +353,54 @@ fn progress_bar(quiet: bool, total: Option<u64>) -> ProgressBar {
         .progress_chars("=> ");
     ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr()).with_style(style)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn receiver_addresses_default_to_the_herald_port() {
+        assert_eq!(
+            resolve_receiver("192.0.2.10").unwrap(),
+            "192.0.2.10:20023".parse().unwrap()
+        );
+        assert_eq!(
+            resolve_receiver("192.0.2.10:999").unwrap(),
+            "192.0.2.10:999".parse().unwrap()
+        );
+        assert_eq!(resolve_receiver("::1").unwrap(), "[::1]:20023".parse().unwrap());
+        assert_eq!(resolve_receiver("[::1]:7").unwrap(), "[::1]:7".parse().unwrap());
+        assert_eq!(resolve_receiver("localhost:8").unwrap().port(), 8);
+        assert_eq!(resolve_receiver("localhost").unwrap().port(), 20023);
+        assert!(matches!(
+            Err(AppError::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn metadata_comes_from_the_dumps_own_header() {
+        let mut dump = Vec::new();
+        synthetic::write_synthetic(
+            &synthetic::SyntheticSpec {
+                total_len: 8192,
+                ..synthetic::SyntheticSpec::default()
+            },
+            &mut dump,
+        )
+        .unwrap();
+        let kdh = sender::leading_kdh(&dump).unwrap();
+        let cli = Cli::parse_from(["sealdump-send", "--plain", "-"]);
+        let meta = metadata_for(&cli, Some(&kdh), 8192);
+        assert_eq!(meta.hostname, b"demo-target.example");
+        assert_eq!(meta.architecture, b"amd64");
+        assert!(meta.panic_string.starts_with(b"Fatal trap 12"));
+        assert_eq!(meta.expected_length, 8192);
+        // An explicit --hostname wins.
+        let cli = Cli::parse_from(["sealdump-send", "--plain", "--hostname", "h1", "-"]);
+        assert_eq!(metadata_for(&cli, Some(&kdh), 0).hostname, b"h1");
+        // Without a header: this host's facts.
+        let meta = metadata_for(&cli, None, 0);
+        assert_eq!(meta.architecture, std::env::consts::ARCH.as_bytes());
+    }
+}
