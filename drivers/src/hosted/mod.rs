@@ -374,6 +374,7 @@ mod tests {
         assert_eq!(resolve_receiver("localhost:8").unwrap().port(), 8);
         assert_eq!(resolve_receiver("localhost").unwrap().port(), 20023);
         assert!(matches!(
+            resolve_receiver("127.0.0.1:notaport"),
             Err(AppError::Usage(_))
         ));
     }
