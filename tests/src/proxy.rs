@@ -40,6 +40,10 @@ pub struct Impairment {
     /// Flip one random bit of a message's payload, keeping its length (models an error the UDP checksum missed);
     /// client → receiver only, messages of at least 25 bytes.
     pub payload_bitflip: f64,
+    /// Never duplicate or delay heralds (they can still be lost or corrupted). A herald duplicated late, after
+    /// data started, makes the receiver restart the session (a known receiver issue, docs/reliability.md);
+    /// `false` exercises it.
+    pub heralds_in_order: bool,
 }
 
 impl Impairment {
@@ -52,6 +56,7 @@ impl Impairment {
             reorder_delay: (Duration::ZERO, Duration::ZERO),
             corrupt: 0.0,
             payload_bitflip: 0.0,
+            heralds_in_order: true,
         }
     }
 }
@@ -226,14 +231,16 @@ impl Relay {
             let bit = self.rng.random_range(24 * 8..data.len() * 8);
             data[bit / 8] ^= 1 << (bit % 8);
         }
-        let copies = if self.rng.random_bool(imp.duplicate) {
+        let herald = matches!(route, Route::Up(_)) && data.len() >= 24 && data[..4] == 1u32.to_be_bytes();
+        let in_order = herald && imp.heralds_in_order;
+        let copies = if !in_order && self.rng.random_bool(imp.duplicate) {
             self.stats.duplicated.fetch_add(1, Ordering::Relaxed);
             2
         } else {
             1
         };
         for _ in 0..copies {
-            if self.rng.random_bool(imp.reorder) {
+            if !in_order && self.rng.random_bool(imp.reorder) {
                 self.stats.reordered.fetch_add(1, Ordering::Relaxed);
                 let (lo, hi) = imp.reorder_delay;
                 let delay = if hi > lo {
