@@ -3,15 +3,15 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(unsafe_code)]
 
-/// Device decorators: deterministic fault injector and pcap tap.
-pub mod phy;
-/// client-core over any smoltcp `phy::Device` (ARP, gateway route, IPv4/IPv6).
-pub mod net;
-/// virtio-net without allocation, for bare-metal kernels.
-pub mod virtio;
 /// The hosted (std, UDP socket) sender used by `sealdump-send`.
 #[cfg(feature = "std")]
 pub mod hosted;
+/// client-core over any smoltcp `phy::Device` (ARP, gateway route, IPv4/IPv6).
+pub mod net;
+/// Device decorators: deterministic fault injector and pcap tap.
+pub mod phy;
 /// Linux TAP device.
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub mod tap;
+/// virtio-net without allocation, for bare-metal kernels.
+pub mod virtio;
