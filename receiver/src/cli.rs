@@ -236,9 +236,11 @@ impl Cli {
             ));
         }
         let idle = self.idle_timeout.or(file.idle_timeout).unwrap_or(600.0);
-        if !(idle.is_finite() && idle > 0.0) {
-            return Err("--idle-timeout must be a positive number of seconds".into());
-        }
+        // try_from: a huge value (1e30) would make `Duration::from_secs_f64` panic.
+        let idle = Duration::try_from_secs_f64(idle)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or("--idle-timeout must be a positive number of seconds")?;
         let max_dump_size = match (self.max_dump_size, &file.max_dump_size) {
             (Some(v), _) => v,
             (None, Some(v)) => v.bytes()?,
@@ -254,7 +256,7 @@ impl Cli {
         server.store.default_path = default_path;
         server.store.keep = self.keep.or(file.keep);
         server.session = SessionConfig {
-            idle_timeout: Duration::from_secs_f64(idle),
+            idle_timeout: idle,
             max_dump_size,
             ..SessionConfig::default()
         };
@@ -335,6 +337,21 @@ mod tests {
         assert_eq!(s.server.session.max_dump_size, 1 << 20);
         assert_eq!(s.server.session.idle_timeout, Duration::from_secs(5));
         assert_eq!(s.log_format, LogFormat::Json);
+        // Out-of-range timeouts are refused with a message, not a panic.
+        let dir = tmp.path().to_str().unwrap();
+        for bad in ["0", "-1", "1e30", "NaN", "inf"] {
+            let flag = format!("--idle-timeout={bad}");
+            let cli = Cli::try_parse_from(["x", "-d", dir, flag.as_str()]).unwrap();
+            assert!(
+                cli.settings()
+                    .unwrap_err()
+                    .contains("--idle-timeout must be a positive"),
+                "{bad}"
+            );
+        }
+        std::fs::write(&cfg, "idle_timeout = 1e300\n").unwrap();
+        let cli = Cli::try_parse_from(["x", "-d", dir, "--config", cfg.to_str().unwrap()]).unwrap();
+        assert!(cli.settings().is_err());
         std::fs::write(&cfg, "bogus = 1\n").unwrap();
         let cli = Cli::try_parse_from(["x", "--config", cfg.to_str().unwrap()]).unwrap();
         assert!(cli.settings().unwrap_err().contains("bogus"));

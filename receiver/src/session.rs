@@ -42,20 +42,17 @@ use core::fmt;
 use core::net::SocketAddr;
 use core::time::Duration;
 
-/// Netdump message header length.
-pub const HEADER_LEN: usize = 24;
-/// Largest payload a UDP datagram can carry after the header.
-pub const MAX_PAYLOAD: usize = 65_507 - HEADER_LEN;
-/// netdumpd reads at most this many path bytes (NUL included) from a herald.
-pub const MAX_HERALD_PATH: usize = 1024;
+// Netdump message header length, the largest payload after it, and the most path bytes (NUL included)
+// netdumpd reads from a herald.
+pub use sealdump_wire::netdump::{HEADER_LEN, MAX_HERALD_PATH, MAX_PAYLOAD};
 /// The sealed-dump magic, first 8 bytes of the key blob.
 pub const SEAL_MAGIC: [u8; 8] = *b"SEALDUMP";
 /// Bytes of the key blob kept in memory to classify it (netdump key blobs are 4096 bytes; sealed headers ≤ 4096).
 pub const KEY_MIRROR_LEN: usize = 4096;
 /// Largest key blob accepted (37 + 2048 rounded to 4096 for FreeBSD; 4096 for sealed headers).
 pub const MAX_KEY_LEN: u64 = 16 * 1024;
-/// Size of the kernel dump header.
-pub const KDH_LEN: usize = 512;
+// Size of the kernel dump header.
+pub use sealdump_wire::kdh::KDH_LEN;
 /// Sealed trailer record on the wire: 32 bytes of plaintext + 16-byte tag.
 pub const SEAL_TRAILER_LEN: u64 = 48;
 /// AEAD tag length of sealed records.
@@ -186,14 +183,6 @@ pub struct Header {
     pub len: u32,
     /// `mh_aux2` (13+), `mh__pad` (12.x).
     pub aux2: u32,
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        a.copy_from_slice(s);
-    }
-    u32::from_be_bytes(a)
 }
 
 /// Parses a netdump datagram: exact length (netdumpd's rule), payload ≤ `max_payload`, type 1..=5.
@@ -473,8 +462,14 @@ pub fn parse_seal_info(blob: &[u8]) -> SealInfo {
 
 /// Whether a sealed record stream of `len` bytes with chunk size `chunk` can end with a trailer:
 /// `len = k·(chunk+16) + [r+16] + 48` with a possibly short last data chunk of 1..=chunk bytes.
+/// A chunk shift too large for a `u64` record size fits no stream.
 pub fn seal_stream_shape_ok(len: u64, chunk_shift: u8) -> bool {
-    let record = (1u64 << chunk_shift) + SEAL_TAG_LEN;
+    let Some(record) = 1u64
+        .checked_shl(u32::from(chunk_shift))
+        .and_then(|chunk| chunk.checked_add(SEAL_TAG_LEN))
+    else {
+        return false;
+    };
     let Some(data) = len.checked_sub(SEAL_TRAILER_LEN) else {
         return false;
     };
@@ -835,10 +830,11 @@ impl Session {
                 .min(KEY_MIRROR_LEN);
             return Encryption::Sealed(parse_seal_info(&blob[..have]));
         }
-        match blob[0] {
-            1 | 2 => Encryption::Ekcd {
-                cipher: blob[0],
-                encrypted_key_size: be32(blob, 33),
+        let ekcd = sealdump_wire::ekcd::Packet::new_unchecked(blob);
+        match ekcd.cipher() {
+            cipher @ (1 | 2) => Encryption::Ekcd {
+                cipher,
+                encrypted_key_size: ekcd.encrypted_key_size(),
             },
             _ => Encryption::Unknown,
         }
@@ -1228,6 +1224,40 @@ mod tests {
                 e => panic!("{e:?}"),
             }
         }
+    }
+
+    #[test]
+    fn stream_shape_never_panics_on_any_shift() {
+        let record = (1u64 << 16) + 16;
+        assert!(seal_stream_shape_ok(record + 48, 16));
+        assert!(!seal_stream_shape_ok(16 + 48, 16));
+        // Out-of-format shifts (the public function takes any u8) are refused, not an overflow panic.
+        for shift in [64u8, 200, u8::MAX] {
+            assert!(!seal_stream_shape_ok(u64::MAX, shift), "shift {shift}");
+        }
+        // The largest shift that fits still computes (2^63 + 16-byte records).
+        assert!(seal_stream_shape_ok((1 << 63) + 16 + 48, 63));
+    }
+
+    #[test]
+    fn ekcd_blob_is_classified_with_its_key_size() {
+        let now = Instant::from_micros(1);
+        let mut blob = [0u8; 4096];
+        blob[0] = 2;
+        blob[33..37].copy_from_slice(&256u32.to_be_bytes());
+        let mut s = session(SessionConfig::default());
+        s.handle_datagram(now, peer(), &msg(5, 2, 0, &blob[..1448]));
+        assert_eq!(
+            s.encryption(),
+            Encryption::Ekcd {
+                cipher: 2,
+                encrypted_key_size: 256
+            }
+        );
+        blob[0] = 7;
+        let mut s = session(SessionConfig::default());
+        s.handle_datagram(now, peer(), &msg(5, 2, 0, &blob[..1448]));
+        assert_eq!(s.encryption(), Encryption::Unknown);
     }
 
     #[test]

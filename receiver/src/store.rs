@@ -656,7 +656,9 @@ impl DumpFiles {
                 continue;
             }
             let names = DumpNames::new(&self.host, n);
-            for base in [&names.info, &names.core, &names.key, &names.encrypted] {
+            // The info file goes last: it is what marks an index for pruning, so a prune cut short (crash,
+            // I/O error) is finished by the next one instead of leaving an orphaned core behind.
+            for base in [&names.core, &names.key, &names.encrypted, &names.info] {
                 for suffix in ["", ".gz", ".zst"] {
                     let p = self.dir.join(format!("{base}{suffix}"));
                     if fs::symlink_metadata(&p).is_ok() {
@@ -830,5 +832,27 @@ mod tests {
         assert!(!tmp.path().join("vmcore.h.1").exists());
         assert!(tmp.path().join("info.h.2").exists());
         assert!(tmp.path().join("vmcore.h.3").exists());
+    }
+
+    #[test]
+    fn a_prune_cut_short_is_finished_by_the_next_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = store(tmp.path());
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let first = s.open_dump("h", ip, None).unwrap();
+        first.write_core(0, b"old").unwrap();
+        // A directory where the old core should be makes remove_file fail, as an I/O error would.
+        fs::write(tmp.path().join("key.h.0"), b"k").unwrap();
+        fs::create_dir(tmp.path().join("vmcore_encrypted.h.0")).unwrap();
+        let second = s.open_dump("h", ip, None).unwrap();
+        assert!(second.prune(1).is_err());
+        // The info file, which marks index 0 for pruning, is still there; nothing is orphaned.
+        assert!(tmp.path().join("info.h.0").exists());
+        fs::remove_dir(tmp.path().join("vmcore_encrypted.h.0")).unwrap();
+        second.prune(1).unwrap();
+        for name in ["info.h.0", "vmcore.h.0", "key.h.0"] {
+            assert!(!tmp.path().join(name).exists(), "{name}");
+        }
+        assert!(tmp.path().join("info.h.1").exists());
     }
 }

@@ -195,18 +195,22 @@ fn sealed_dump_is_recognised_and_complete() {
         })
         .unwrap();
     let info = wait_info_closed(d.path().join("info.127.0.0.1.0"));
-    assert!(
-        info.ends_with(&format!(
-            "  Encryption: sealdump v1, ChaCha20-Poly1305, chunk 65536, recipients 0123456789abcdef,aaaaaaaaaaaaaaaa\n  \
-             Bytes Received: {} core, {} key\n  Holes: none\nDump complete\n",
+    assert_eq!(
+        info,
+        format!(
+            "Dump from {HOST} [{HOST}]\n{}  Encryption: sealdump v1, ChaCha20-Poly1305, chunk 65536, recipients \
+             0123456789abcdef,aaaaaaaaaaaaaaaa\n  Bytes Received: {} core, {} key\n  Holes: none\nDump complete\n",
+            kdh_lines(stream.len() as u64, "none"),
             stream.len(),
             header.len()
-        )),
-        "{info}"
+        )
     );
     assert_eq!(read(d.path().join("vmcore_encrypted.127.0.0.1.0")), stream);
+    assert_eq!(mode(d.path().join("vmcore_encrypted.127.0.0.1.0")), 0o600);
+    assert!(!d.path().join("vmcore.127.0.0.1.0").exists());
     assert_eq!(read(d.path().join("key.127.0.0.1.0")), header);
     assert_eq!(mode(d.path().join("key.127.0.0.1.0")), 0o400);
+    assert_eq!(mode(d.path().join("info.127.0.0.1.0")), 0o600);
 }
 
 #[test]
