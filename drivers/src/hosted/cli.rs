@@ -62,9 +62,10 @@ pub struct Cli {
     #[arg(long, value_name = "P")]
     pub path: Option<String>,
 
-    /// Dump bytes per datagram (MTU - 52 = 1448 at MTU 1500; up to 8192 on loopback or jumbo links).
-    #[arg(long, value_name = "N", default_value_t = 1448, value_parser = clap::value_parser!(u16).range(512..=8192))]
-    pub payload_size: u16,
+    /// Dump bytes per datagram (MTU - 52 = 1448 at MTU 1500; up to 8192 on loopback or jumbo links)
+    /// [default: 8192 to a loopback receiver, else 1448].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(512..=8192))]
+    pub payload_size: Option<u16>,
 
     /// Maximum datagrams in flight.
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=4096))]
