@@ -2,25 +2,15 @@
 //! `openssl pkey -pubout -outform DER | sha256sum` gives, and `openssl pkey` reads what we write.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
+use common::openssl;
 use sealdump_crypto::keys::{self, KeyError, PemKind, PrivateKey, PublicKey, is_encrypted_pem, pem_kind};
 use sha2::{Digest, Sha256};
-
-fn openssl(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl must be on PATH");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 /// SHA-256 of the SPKI DER as OpenSSL computes it from a key file.
 fn openssl_fingerprint(path: &Path, passphrase: Option<&str>) -> [u8; 32] {
@@ -263,7 +253,7 @@ fn key_reads_are_bounded_even_for_endless_files() {
     assert_eq!(bytes.len() as u64, keys::MAX_KEY_FILE_LEN);
     // A FIFO reports size 0 but a writer keeps feeding it: the read must stop at the limit, not exhaust memory.
     let fifo = dir.path().join("fifo.pem");
-    let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(status.success());
     let writer_path = fifo.clone();
     let writer = std::thread::spawn(move || {

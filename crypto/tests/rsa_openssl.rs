@@ -2,26 +2,15 @@
 //! and FreeBSD EKCD key unwrap (OAEP-SHA1 as `dumpon -k` today, PKCS#1 v1.5 as older dumpon).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::openssl;
 use sealdump_crypto::keys::{self, KeyError, PrivateKey, PublicKey};
 use sealdump_crypto::rsa_wrap::{ekcd_unwrap, prewrap_pool, unwrap_dump_key, wrap_dump_key};
 use sealdump_crypto::seal::{RSA_OAEP_LABEL, StanzaKind};
 use sealdump_crypto::secret::DumpKey;
-
-fn openssl(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl must be on PATH");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 struct RsaFixture {
     _dir: tempfile::TempDir,

@@ -11,6 +11,21 @@ use sealdump_crypto::seal::{
 use sealdump_crypto::{DumpKey, TAG_LEN};
 
 /// Path of a file under the shared test data folder (beside the repository).
+/// Runs the `openssl` binary (which must be installed: the interop tests may not pass vacuously) and returns
+/// its stdout; panics with its stderr if it fails.
+pub fn openssl(args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl must be on PATH");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 pub fn testdata(rel: &str) -> String {
     format!("{}/../../shared/testdata/{rel}", env!("CARGO_MANIFEST_DIR"))
 }
