@@ -504,6 +504,77 @@ fn sealed_dumps_cross_a_lossy_router_over_ipv4_and_ipv6() {
         );
         drops_before = drops;
     }
+
+    // Nobody listening behind the router: the client gives up after its deadline and exits 1 with one line.
+    let t0 = Instant::now();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.client])
+        .arg(&tapsend)
+        .args([
+            "--tap",
+            &links.tap,
+            "--address",
+            "10.77.1.50/24",
+            "--gateway",
+            "10.77.1.1",
+        ])
+        .args(["--to", "10.77.2.2:9", "--timeout", "2", "--recipient"])
+        .arg(&public)
+        .arg(tmp.path().join("ipv4").join("dump.img"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "silent receiver: {stderr}");
+    eprintln!(
+        "silent receiver: exit 1 after {:.1} s: {}",
+        t0.elapsed().as_secs_f64(),
+        stderr.trim()
+    );
+    assert!(
+        stderr.starts_with("sealdump-tapsend: error: ") && stderr.trim_end().lines().count() == 1,
+        "{stderr}"
+    );
     drop(ns);
     eprintln!("whole test: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = PrivateKey::generate_x25519();
+    let (_private, public) = write_key_pair(tmp.path(), "analyst", &key);
+    let input = tmp.path().join("dump.img");
+    std::fs::write(&input, pattern(4096, 1)).unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--address", "10.0.0.2", "--to", "10.0.0.1:20023"], "IP/PREFIX"),
+        (
+            &["--address", "10.0.0.2/24", "--to", "[fd00::1]:20023"],
+            "same IP family",
+        ),
+        (
+            &["--address", "10.0.0.2/24", "--to", "10.0.0.1:1", "--mac", "02:00"],
+            "six bytes",
+        ),
+        (
+            &["--address", "10.0.0.2/24", "--to", "10.0.0.1:1", "--tap", "a/b"],
+            "invalid TAP interface name",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut cmd = Command::new(bin("sealdump-tapsend"));
+        if !args.contains(&"--tap") {
+            cmd.args(["--tap", "sdtap-none"]);
+        }
+        let out = cmd
+            .args(args)
+            .arg("--recipient")
+            .arg(&public)
+            .arg(&input)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    }
 }
