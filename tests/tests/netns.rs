@@ -49,6 +49,18 @@ fn run(ns: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs the first command that needs a kernel feature; if it fails, prints why the test is skipped.
+fn capable(ns: &str, args: &[&str], what: &str) -> bool {
+    let out = try_run(ns, args);
+    if !out.status.success() {
+        eprintln!(
+            "skipped: cannot create {what} here: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    out.status.success()
+}
+
 /// Writes `value` to a sysctl file inside `ns` (the namespace's own /proc/sys/net).
 fn sysctl(ns: &str, key: &str, value: &str) {
     run(ns, &["sh", "-c", &format!("echo {value} > /proc/sys/{key}")]);
@@ -95,12 +107,7 @@ fn build() -> Option<(Namespaces, Links)> {
         router: format!("sdtap-r{id}"),
         server: format!("sdtap-s{id}"),
     };
-    let out = try_run("", &["ip", "netns", "add", &ns.client]);
-    if !out.status.success() {
-        eprintln!(
-            "skipped: cannot create a network namespace here: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+    if !capable("", &["ip", "netns", "add", &ns.client], "a network namespace") {
         return None;
     }
     run("", &["ip", "netns", "add", &ns.router]);
@@ -158,7 +165,13 @@ fn build() -> Option<(Namespaces, Links)> {
         ],
     );
     // A persistent TAP the program attaches to: it exists (and is bridged and up) before the program starts.
-    run(c, &["ip", "tuntap", "add", "dev", &links.tap, "mode", "tap"]);
+    if !capable(
+        c,
+        &["ip", "tuntap", "add", "dev", &links.tap, "mode", "tap"],
+        "a TAP device",
+    ) {
+        return None;
+    }
     for port in [&links.tap, &links.client_veth] {
         run(c, &["ip", "link", "set", port, "master", &links.bridge]);
     }
@@ -178,7 +191,9 @@ fn build() -> Option<(Namespaces, Links)> {
     }
     sysctl(r, "net/ipv4/ip_forward", "1");
     sysctl(r, "net/ipv6/conf/all/forwarding", "1");
-    run(r, &["nft", "add", "table", "inet", "loss"]);
+    if !capable(r, &["nft", "add", "table", "inet", "loss"], "an nftables table") {
+        return None;
+    }
     run(
         r,
         &[
