@@ -371,6 +371,8 @@ struct Case {
     server: &'static str,
     mib: usize,
     seed: u64,
+    /// Also seal to an RSA key (pre-wrapped dump key, as when a kernel is armed).
+    with_rsa: bool,
 }
 
 #[test]
@@ -391,6 +393,8 @@ fn sealed_dumps_cross_a_lossy_router_over_ipv4_and_ipv6() {
     let tmp = tempfile::tempdir().unwrap();
     let key = PrivateKey::generate_x25519();
     let (private, public) = write_key_pair(tmp.path(), "analyst", &key);
+    let rsa_key = PrivateKey::generate_rsa(2048).unwrap();
+    let (_rsa_private, rsa_public) = write_key_pair(tmp.path(), "archive", &rsa_key);
     let router_mac = mac_of(&ns.router, &links.router_client_veth);
 
     let cases = [
@@ -401,6 +405,7 @@ fn sealed_dumps_cross_a_lossy_router_over_ipv4_and_ipv6() {
             server: SERVER_V4,
             mib: 4,
             seed: 0x0076_0004,
+            with_rsa: false,
         },
         Case {
             client: CLIENT_V6,
@@ -409,6 +414,7 @@ fn sealed_dumps_cross_a_lossy_router_over_ipv4_and_ipv6() {
             server: SERVER_V6,
             mib: 3,
             seed: 0x0076_0006,
+            with_rsa: true,
         },
     ];
     let mut drops_before = 0;
@@ -436,6 +442,8 @@ fn sealed_dumps_cross_a_lossy_router_over_ipv4_and_ipv6() {
             .args(["--gateway", case.gateway])
             .args(["--to", &rx.addr.to_string(), "--timeout", "20", "--recipient"])
             .arg(&public)
+            .args(case.with_rsa.then_some("--recipient"))
+            .args(case.with_rsa.then_some(&rsa_public))
             .arg("--pcap")
             .arg(&capture)
             .arg(&input)
@@ -455,7 +463,8 @@ fn sealed_dumps_cross_a_lossy_router_over_ipv4_and_ipv6() {
             String::from_utf8_lossy(&out.stdout).trim()
         );
 
-        // Stored complete, from smoltcp's address (routed, not NATed: the info file's first line names it), and decrypts byte-identical.
+        // Stored complete, from smoltcp's address (routed, not NATed: the info file's first line names it), and
+        // decrypts byte-identical.
         let info = rx.wait_for_dump(Duration::from_secs(20));
         let info_text = std::fs::read_to_string(&info).unwrap();
         assert!(info_text.contains("Dump complete"), "{family}: {info_text}");
@@ -470,6 +479,13 @@ fn sealed_dumps_cross_a_lossy_router_over_ipv4_and_ipv6() {
             sha256(&data),
             "{family}: library decrypt"
         );
+        if case.with_rsa {
+            assert_eq!(
+                sha256(&decrypt_with_library(&rsa_key, &stored)),
+                sha256(&data),
+                "{family}: library decrypt with the RSA key"
+            );
+        }
         let plain = work.join("decrypted");
         let dec = Command::new(&decryptor)
             .arg("--key")
