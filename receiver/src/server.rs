@@ -618,6 +618,7 @@ async fn session_main(
     };
 
     let mut buf = vec![0u8; 65_536];
+    let mut acks = AckBatch::new();
     let mut batch: Option<(u64, Vec<u8>)> = None;
     let mut flush_at: Option<tokio::time::Instant> = None;
     let mut outcome: Option<(&'static str, Option<u32>)> = None;
@@ -693,7 +694,7 @@ async fn session_main(
                             ctx.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
                             // A repeated FINISHED is re-acked only once the first one's fsync is done.
                             if sess.state() != session::State::Finished || closed.load(Ordering::Acquire) {
-                                let _ = sock.send(&seqno.to_be_bytes()).await;
+                                acks.push(&sock, seqno).await;
                             }
                         }
                         Output::Core { seqno, offset, data } => {
@@ -704,6 +705,8 @@ async fn session_main(
                             ctx.metrics.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                             let contiguous = batch.as_ref().is_some_and(|(o, b)| o + b.len() as u64 == offset && b.len() + data.len() <= BATCH_CAP);
                             if !contiguous {
+                                // The writer channel and the pool can make us wait: acks already due go out first.
+                                acks.flush(&sock).await;
                                 if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
                                     break 'outer;
                                 }
@@ -720,8 +723,9 @@ async fn session_main(
                             } else if let Some((_, b)) = batch.as_mut() {
                                 b.extend_from_slice(data);
                             }
-                            let _ = sock.send(&seqno.to_be_bytes()).await;
+                            acks.push(&sock, seqno).await;
                             if batch.as_ref().is_some_and(|(_, b)| b.len() + 1448 > BATCH_CAP) {
+                                acks.flush(&sock).await;
                                 if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
                                     break 'outer;
                                 }
@@ -733,6 +737,7 @@ async fn session_main(
                         Output::Key { seqno, offset, data, .. } => {
                             ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
                             ctx.metrics.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                            acks.flush(&sock).await;
                             if cmd_tx.send(Cmd::Key { seqno, offset, data: data.to_vec() }).await.is_err() {
                                 break 'outer;
                             }
@@ -740,7 +745,8 @@ async fn session_main(
                         Output::Kdh { seqno, header } => {
                             ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
                             tracing::info!(%peer, "KDH from client");
-                            let _ = sock.send(&seqno.to_be_bytes()).await;
+                            acks.push(&sock, seqno).await;
+                            acks.flush(&sock).await;
                             if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
                                 break 'outer;
                             }
@@ -750,6 +756,7 @@ async fn session_main(
                         }
                         Output::Finished { seqno, complete } => {
                             ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
+                            acks.flush(&sock).await;
                             if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
                                 break 'outer;
                             }
@@ -771,6 +778,7 @@ async fn session_main(
                         Err(_) => break,
                     }
                 }
+                acks.flush(&sock).await;
             }
         }
     }
@@ -814,11 +822,82 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// The acks due after one drained batch of datagrams, sent together before the session task waits: one
+/// `sendmmsg(2)` on Linux instead of a `send` per datagram. Fixed storage, so nothing is allocated per packet.
+#[derive(Debug)]
+struct AckBatch {
+    seqnos: [[u8; 4]; DRAIN_BATCH],
+    len: usize,
+}
+
+impl AckBatch {
+    fn new() -> Self {
+        Self {
+            seqnos: [[0; 4]; DRAIN_BATCH],
+            len: 0,
+        }
+    }
+
+    /// Queues the ack of `seqno` (a full batch is sent first).
+    async fn push(&mut self, sock: &UdpSocket, seqno: u32) {
+        if self.len == DRAIN_BATCH {
+            self.flush(sock).await;
+        }
+        if let Some(slot) = self.seqnos.get_mut(self.len) {
+            *slot = seqno.to_be_bytes();
+            self.len += 1;
+        }
+    }
+
+    /// Sends the queued acks (lost acks are repaired by the client's retransmission, as with `send`).
+    async fn flush(&mut self, sock: &UdpSocket) {
+        let queued = self.seqnos.get(..self.len).unwrap_or_default();
+        let sent = send_many(sock, queued);
+        for ack in queued.get(sent..).unwrap_or_default() {
+            let _ = sock.send(ack).await;
+        }
+        self.len = 0;
+    }
+}
+
+/// Sends as many of `acks` as the socket takes in one `sendmmsg(2)`; returns how many went out (0 when the
+/// socket buffer is full, for the caller to fall back on awaiting `send`).
+#[cfg(target_os = "linux")]
+fn send_many(sock: &UdpSocket, acks: &[[u8; 4]]) -> usize {
+    use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, sendmmsg};
+    use std::io::IoSlice;
+    if acks.len() < 2 {
+        return 0;
+    }
+    let mut parts: [([IoSlice<'_>; 1], SendAncillaryBuffer<'_, '_, '_>); DRAIN_BATCH] =
+        std::array::from_fn(|i| {
+            let ack = acks.get(i).map_or(&[][..], |a| &a[..]);
+            ([IoSlice::new(ack)], SendAncillaryBuffer::default())
+        });
+    let mut msgs = parts
+        .each_mut()
+        .map(|(iov, control)| MMsgHdr::new(&iov[..], control));
+    let Some(msgs) = msgs.get_mut(..acks.len()) else {
+        return 0;
+    };
+    // try_io keeps tokio's readiness right: a WouldBlock clears it, like a failed try_send.
+    sock.try_io(tokio::io::Interest::WRITABLE, || {
+        sendmmsg(sock, msgs, SendFlags::empty()).map_err(std::io::Error::from)
+    })
+    .unwrap_or(0)
+}
+
+/// Elsewhere each ack is sent on its own.
+#[cfg(not(target_os = "linux"))]
+fn send_many(_sock: &UdpSocket, _acks: &[[u8; 4]]) -> usize {
+    0
+}
+
 fn herald_datagram(seqno: u32, aux2: u32) -> [u8; session::HEADER_LEN] {
+    use sealdump_wire::netdump::{MessageType, emit_header};
     let mut h = [0u8; session::HEADER_LEN];
-    h[..4].copy_from_slice(&1u32.to_be_bytes());
-    h[4..8].copy_from_slice(&seqno.to_be_bytes());
-    h[20..24].copy_from_slice(&aux2.to_be_bytes());
+    // A 24-byte buffer holds a header with an empty payload, so this cannot fail.
+    let _ = emit_header(&mut h, MessageType::Herald, seqno, 0, 0, aux2);
     h
 }
 
