@@ -1,0 +1,64 @@
+# Decrypt section (sourced by bench/run): sealdump-decryptor at 1 and 2 threads vs one core of openssl speed and
+# age -d of a same-size file. Inputs and outputs on tmpfs, page cache warm.
+
+# timed CMD...: prints "wall_seconds cpu_seconds" (cpu = user + sys of all threads).
+timed() {
+    local f; f=$(mktemp)
+    /usr/bin/time -f "%e %U %S" -o "$f" "$@" >/dev/null 2>"$work/timed.err" || { cat "$work/timed.err" "$f" >&2; rm -f "$f"; return 1; }
+    awk '{ printf "%s %.3f", $1, $2 + $3 }' "$f"; rm -f "$f"
+}
+
+section_decrypt() {
+    local bytes=$((DECRYPT_MIB << 20)) aead d t best_w best_c w c
+    [ -x /usr/bin/time ] || { apt-get install -y time >/dev/null; }
+    put decrypt_bytes "$bytes"
+    for aead in chacha20-poly1305 aes-256-gcm; do
+        # One core of the AEAD alone (64 KiB blocks). openssl divides by user CPU time.
+        local line kbs
+        line=$(openssl speed -decrypt -evp "$aead" -bytes 65536 -seconds 3 2>/dev/null |
+            grep -i -E "^(chacha20-poly1305|aes-256-gcm)" | tail -n1)
+        kbs=$(echo "$line" | awk '{ v = $NF; sub(/k$/, "", v); print v }')
+        put "openssl_${aead}_MBps" "$(awk -v k="$kbs" 'BEGIN { printf "%.0f", k * 1000 / 1e6 }')"
+        cmdline "openssl_$aead" openssl speed -decrypt -evp "$aead" -bytes 65536 -seconds 3
+
+        d="$work/dec-$aead"
+        mkdir -p "$d"
+        "$BIN/examples/make_sealed_dump" "$d" "$DECRYPT_MIB" "$aead" 16 >/dev/null
+        cat "$d/vmcore_encrypted.bench.0" >/dev/null
+        for threads in 1 2; do
+            cmdline "decrypt_${aead}_$threads" sealdump-decryptor --key analyst.key --threads "$threads" \
+                -o OUT vmcore_encrypted.bench.0 "(${DECRYPT_MIB} MiB, 64 KiB chunks, OUT on tmpfs)"
+            best_w=0; best_c=0
+            for _ in 1 2; do
+                rm -f "$d/out"
+                t=$(timed "$BIN/sealdump-decryptor" --key "$d/analyst.key" --threads "$threads" -o "$d/out" \
+                    "$d/vmcore_encrypted.bench.0")
+                w=$(mbps "$bytes" "${t% *}"); c=$(mbps "$bytes" "${t#* }")
+                log "  decrypt $aead x$threads: $w MB/s wall, $c MB/cpu-s"
+                best_w=$(awk -v a="$best_w" -v b="$w" 'BEGIN { print (b > a) ? b : a }')
+                best_c=$(awk -v a="$best_c" -v b="$c" 'BEGIN { print (b > a) ? b : a }')
+            done
+            cmp -s "$d/out" "$d/plain.bench.0" || { log "decrypted output differs from the plaintext"; exit 1; }
+            rm -f "$d/out"
+            put "decrypt_${aead}_${threads}" "$best_w $best_c"
+        done
+        if [ "$aead" = chacha20-poly1305 ]; then
+            # age: ChaCha20-Poly1305 STREAM in 64 KiB chunks, single-threaded; same plaintext, output on tmpfs too.
+            age-keygen -o "$work/age.key" 2>/dev/null
+            age -r "$(age-keygen -y "$work/age.key")" -o "$d/plain.age" "$d/plain.bench.0"
+            cat "$d/plain.age" >/dev/null
+            cmdline age age -d -i age.key -o OUT plain.age "(${DECRYPT_MIB} MiB, OUT on tmpfs)"
+            best_w=0; best_c=0
+            for _ in 1 2; do
+                rm -f "$d/age.out"
+                t=$(timed age -d -i "$work/age.key" -o "$d/age.out" "$d/plain.age")
+                w=$(mbps "$bytes" "${t% *}"); c=$(mbps "$bytes" "${t#* }")
+                log "  age -d: $w MB/s wall, $c MB/cpu-s"
+                best_w=$(awk -v a="$best_w" -v b="$w" 'BEGIN { print (b > a) ? b : a }')
+                best_c=$(awk -v a="$best_c" -v b="$c" 'BEGIN { print (b > a) ? b : a }')
+            done
+            put age "$best_w $best_c"
+        fi
+        rm -rf "$d"
+    done
+}
