@@ -45,6 +45,9 @@ build_all() {
     log "building release binaries"
     cargo build --release -q -p sealdump-drivers -p sealdump-receiver -p sealdump-keytool -p sealdump-decryptor --bins
     cargo build --release -q -p sealdump-decryptor --example make_sealed_dump
+    # The bench tools are their own workspace; start from the main lock file so they build with the same
+    # dependency versions (cargo drops the entries they do not use).
+    [ -f "$repo/bench/lib/tools/Cargo.lock" ] || cp "$repo/Cargo.lock" "$repo/bench/lib/tools/Cargo.lock"
     (cd "$repo/bench/lib/tools" && cargo build --release -q)
     BIN=${CARGO_TARGET_DIR:-$repo/target}/release
     TOOLS=${CARGO_TARGET_DIR:-$repo/bench/lib/tools/target}/release
