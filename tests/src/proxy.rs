@@ -40,10 +40,11 @@ pub struct Impairment {
     /// Flip one random bit of a message's payload, keeping its length (models an error the UDP checksum missed);
     /// client → receiver only, messages of at least 25 bytes.
     pub payload_bitflip: f64,
-    /// Never duplicate or delay heralds (they can still be lost or corrupted). A herald duplicated late, after
-    /// data started, makes the receiver restart the session (a known receiver issue, docs/reliability.md);
-    /// `false` exercises it.
-    pub heralds_in_order: bool,
+    /// Pass the first herald and its acks (seqno 1) untouched and hold back the client's herald re-sends. A
+    /// re-sent herald (after a lost ack, or a receiver slower than the client's 1 s initial RTO) that the receiver
+    /// processes after the session's first data makes it restart the session and the dump fails (a known receiver
+    /// issue, docs/reliability.md). `false` impairs the herald exchange like everything else.
+    pub protect_herald_exchange: bool,
 }
 
 impl Impairment {
@@ -56,7 +57,7 @@ impl Impairment {
             reorder_delay: (Duration::ZERO, Duration::ZERO),
             corrupt: 0.0,
             payload_bitflip: 0.0,
-            heralds_in_order: true,
+            protect_herald_exchange: true,
         }
     }
 }
@@ -121,6 +122,7 @@ impl Proxy {
             back,
             client: None,
             pending: Vec::new(),
+            herald_forwarded: false,
             rng: StdRng::seed_from_u64(seed),
             impairment,
             stats: stats.clone(),
@@ -160,6 +162,7 @@ struct Relay {
     back: UdpSocket,
     client: Option<SocketAddr>,
     pending: Vec<(Instant, Route, Vec<u8>)>,
+    herald_forwarded: bool,
     rng: StdRng,
     impairment: Impairment,
     stats: Arc<ProxyStats>,
@@ -212,6 +215,19 @@ impl Relay {
     fn impair(&mut self, route: Route, mut data: Vec<u8>) {
         let imp = &self.impairment;
         self.stats.received.fetch_add(1, Ordering::Relaxed);
+        let herald_exchange = match route {
+            Route::Up(_) => data.len() >= 24 && data[..4] == 1u32.to_be_bytes(),
+            Route::Down(_) => data[..] == 1u32.to_be_bytes(),
+        };
+        if herald_exchange && imp.protect_herald_exchange {
+            // The client's own herald re-sends (its RTO fired before a slow receiver answered) are held back too:
+            // the receiver would restart the session on them.
+            let resend = matches!(route, Route::Up(_)) && std::mem::replace(&mut self.herald_forwarded, true);
+            if !resend {
+                self.deliver(route, &data);
+            }
+            return;
+        }
         if self.rng.random_bool(imp.loss) {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -231,16 +247,14 @@ impl Relay {
             let bit = self.rng.random_range(24 * 8..data.len() * 8);
             data[bit / 8] ^= 1 << (bit % 8);
         }
-        let herald = matches!(route, Route::Up(_)) && data.len() >= 24 && data[..4] == 1u32.to_be_bytes();
-        let in_order = herald && imp.heralds_in_order;
-        let copies = if !in_order && self.rng.random_bool(imp.duplicate) {
+        let copies = if self.rng.random_bool(imp.duplicate) {
             self.stats.duplicated.fetch_add(1, Ordering::Relaxed);
             2
         } else {
             1
         };
         for _ in 0..copies {
-            if !in_order && self.rng.random_bool(imp.reorder) {
+            if self.rng.random_bool(imp.reorder) {
                 self.stats.reordered.fetch_add(1, Ordering::Relaxed);
                 let (lo, hi) = imp.reorder_delay;
                 let delay = if hi > lo {
