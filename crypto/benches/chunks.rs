@@ -1,7 +1,8 @@
 //! Chunk seal/open throughput of the sealed format, per AEAD, at 64 KiB chunks (the default chunk shift 16).
 //!
-//! `cargo bench -p sealdump-crypto --bench chunks` (add `-- --quick` for a short run). Figures and the OpenSSL
-//! baseline measured in the same sitting are in docs/perf/crypto.md.
+//! `cargo bench -p sealdump-crypto --bench chunks` (add `-- --quick` for a short run) measures the RustCrypto
+//! backend; add `--features accel` for the ring backend. The bench names carry the backend. Figures and the
+//! OpenSSL baseline measured in the same sitting are in docs/perf/crypto.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::convert::Infallible;
@@ -36,6 +37,13 @@ impl TryRng for BenchRng {
 }
 impl TryCryptoRng for BenchRng {}
 
+/// Which AEAD backend this build of sealdump-crypto uses.
+const BACKEND: &str = if cfg!(feature = "accel") {
+    "ring"
+} else {
+    "rustcrypto"
+};
+
 fn bench_chunks(c: &mut Criterion) {
     let mut rng = BenchRng(ChaCha20Legacy::new(&[7; 32], &[0; 8]));
     let secret = X25519Secret::generate(&mut rng);
@@ -65,7 +73,7 @@ fn bench_chunks(c: &mut Criterion) {
 
         let mut buf = vec![0x5a_u8; 1 << 16];
         let mut index = 0u64;
-        group.bench_function(format!("seal/{aead}"), |b| {
+        group.bench_function(format!("seal/{aead}/{BACKEND}"), |b| {
             b.iter(|| {
                 index += 1;
                 black_box(sealer.seal_chunk(index, black_box(&mut buf)).unwrap())
@@ -75,7 +83,7 @@ fn bench_chunks(c: &mut Criterion) {
         let mut record = vec![0x5a_u8; (1 << 16) + TAG_LEN];
         let tag = sealer.seal_chunk(3, &mut record[..1 << 16]).unwrap();
         record[1 << 16..].copy_from_slice(&tag);
-        group.bench_function(format!("open/{aead}"), |b| {
+        group.bench_function(format!("open/{aead}/{BACKEND}"), |b| {
             b.iter_batched_ref(
                 || record.clone(),
                 |r| black_box(opener.open_chunk(3, r).unwrap()),

@@ -167,12 +167,21 @@ impl AeadCipher {
 /// The ring backend (`accel`).
 #[cfg(feature = "accel")]
 mod accel {
+    use core::cell::Cell;
     use std::boxed::Box;
+    use std::vec::Vec;
 
     use ring::aead::{AES_256_GCM, Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 
     use super::{AeadId, KEY_LEN, NONCE_LEN, TAG_LEN};
     use crate::error::{Error, Result};
+
+    std::thread_local! {
+        static CIPHERTEXT_COPY: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    }
+
+    /// The largest per-thread copy kept between calls: one record at the largest chunk size.
+    const KEEP_COPY_UP_TO: usize = (1 << crate::seal::MAX_CHUNK_SHIFT) + TAG_LEN;
 
     pub(super) struct RingKey {
         id: AeadId,
@@ -217,8 +226,12 @@ mod accel {
             buf: &mut [u8],
             tag: &[u8; TAG_LEN],
         ) -> Result<()> {
-            // ring zeroes the buffer when the tag is wrong; keep the ciphertext (not secret) to put it back.
-            let ciphertext = buf.to_vec();
+            // ring zeroes the buffer when the tag is wrong; keep the ciphertext (not secret) to put it back. The copy
+            // lives in a per-thread buffer, so there is no allocation per record.
+            let mut ciphertext = CIPHERTEXT_COPY.try_with(Cell::take).unwrap_or_default();
+            ciphertext.clear();
+            ciphertext.reserve_exact(buf.len());
+            ciphertext.extend_from_slice(buf);
             let opened = self.key.open_in_place_separate_tag(
                 Nonce::assume_unique_for_key(*nonce),
                 Aad::from(aad),
@@ -226,11 +239,18 @@ mod accel {
                 buf,
                 0..,
             );
-            if opened.is_err() {
-                buf.copy_from_slice(&ciphertext);
-                return Err(Error::Decrypt);
+            let result = match opened {
+                Ok(_) => Ok(()),
+                Err(_) => {
+                    buf.copy_from_slice(&ciphertext);
+                    Err(Error::Decrypt)
+                }
+            };
+            // Kept for the next record unless unusually large; try_with fails only while the thread exits.
+            if ciphertext.capacity() <= KEEP_COPY_UP_TO {
+                let _ = CIPHERTEXT_COPY.try_with(|slot| slot.set(ciphertext));
             }
-            Ok(())
+            result
         }
     }
 }
