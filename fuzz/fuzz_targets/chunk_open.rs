@@ -21,7 +21,11 @@ fn fixture(aead_index: usize) -> &'static (ChunkSealer, ChunkOpener) {
         [AeadId::ChaCha20Poly1305, AeadId::Aes256Gcm].map(|aead| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(7);
             let dk = DumpKey::from_bytes(DUMP_KEY);
-            let params = seal::Params { aead, chunk_shift: 12, ..seal::Params::default() };
+            let params = seal::Params {
+                aead,
+                chunk_shift: 12,
+                ..seal::Params::default()
+            };
             let recipient = seal::Recipient::X25519 { public: [9; 32] };
             let mut header = [0u8; seal::MAX_HEADER_LEN];
             let (len, sealer) = seal::write_header(
@@ -34,7 +38,10 @@ fn fixture(aead_index: usize) -> &'static (ChunkSealer, ChunkOpener) {
                 &mut rng,
             )
             .expect("fixed header");
-            let opener = HeaderView::parse(&header[..len]).expect("parse").open(&dk).expect("open");
+            let opener = HeaderView::parse(&header[..len])
+                .expect("parse")
+                .open(&dk)
+                .expect("open");
             (sealer, opener)
         })
     });
@@ -42,16 +49,26 @@ fn fixture(aead_index: usize) -> &'static (ChunkSealer, ChunkOpener) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let (sealer, opener) = fixture(usize::from(mode >> 1) & 1);
-    let Some((index, rest)) = rest.split_first_chunk::<8>() else { return };
+    let Some((index, rest)) = rest.split_first_chunk::<8>() else {
+        return;
+    };
     let index = u64::from_be_bytes(*index);
     let chunk = opener.chunk_size();
 
     if mode & 1 == 0 {
         let mut record = rest.to_vec();
-        assert!(opener.open_chunk(index, &mut record).is_err(), "forged record authenticated");
-        assert!(opener.open_trailer(index, rest).is_err(), "forged trailer authenticated");
+        assert!(
+            opener.open_chunk(index, &mut record).is_err(),
+            "forged record authenticated"
+        );
+        assert!(
+            opener.open_trailer(index, rest).is_err(),
+            "forged trailer authenticated"
+        );
         if let Some((i, off)) = opener.trailer_position(rest.len() as u64) {
             // The trailer is the last 48 bytes, right after data record i - 1 (which may be short).
             assert_eq!(off + 48, rest.len() as u64);
@@ -62,13 +79,17 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
 
-    let Some((flip, plain)) = rest.split_first_chunk::<2>() else { return };
+    let Some((flip, plain)) = rest.split_first_chunk::<2>() else {
+        return;
+    };
     if plain.is_empty() {
         return;
     }
     let plain = &plain[..plain.len().min(chunk)];
     let mut record = plain.to_vec();
-    let tag = sealer.seal_chunk(index, &mut record).expect("seal a chunk of at most chunk_size");
+    let tag = sealer
+        .seal_chunk(index, &mut record)
+        .expect("seal a chunk of at most chunk_size");
     record.extend_from_slice(&tag);
     let sealed = record.clone();
 
@@ -78,10 +99,16 @@ fuzz_target!(|data: &[u8]| {
     let mut flipped = sealed.clone();
     let bit = usize::from(u16::from_be_bytes(*flip)) % (flipped.len() * 8);
     flipped[bit / 8] ^= 1 << (bit % 8);
-    assert!(opener.open_chunk(index, &mut flipped).is_err(), "bit flip accepted");
+    assert!(
+        opener.open_chunk(index, &mut flipped).is_err(),
+        "bit flip accepted"
+    );
 
     let mut moved = sealed.clone();
-    assert!(opener.open_chunk(index ^ 1, &mut moved).is_err(), "record accepted at another index");
+    assert!(
+        opener.open_chunk(index ^ 1, &mut moved).is_err(),
+        "record accepted at another index"
+    );
 
     let mut cut = sealed[..sealed.len() - 1].to_vec();
     assert!(opener.open_chunk(index, &mut cut).is_err(), "cut tag accepted");

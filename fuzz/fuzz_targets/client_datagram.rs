@@ -10,8 +10,8 @@ use core::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use rand::SeedableRng;
 use sealdump_client_core::{
-    seal, slot_len, Buffers, Client, Config, DumpKey, Event, Instant, Mode, SlotState, SocketAddr,
-    HEADER_BUFFER_LEN,
+    Buffers, Client, Config, DumpKey, Event, HEADER_BUFFER_LEN, Instant, Mode, SlotState, SocketAddr, seal,
+    slot_len,
 };
 use sealdump_wire::netdump::Packet;
 
@@ -49,7 +49,12 @@ fuzz_target!(|data: &[u8]| {
     let server: SocketAddr = "192.0.2.10:20023".parse().expect("addr");
     let session: SocketAddr = "192.0.2.10:40000".parse().expect("addr");
     let stranger: SocketAddr = "198.51.100.7:40000".parse().expect("addr");
-    let addrs = [session, server, stranger, "192.0.2.10:40001".parse().expect("addr")];
+    let addrs = [
+        session,
+        server,
+        stranger,
+        "192.0.2.10:40001".parse().expect("addr"),
+    ];
 
     let sealed = input.u8() & 1 == 1;
     // A pre-wrapped stanza and a given dump key: sealed mode without an HPKE operation per input (speed).
@@ -61,10 +66,16 @@ fuzz_target!(|data: &[u8]| {
     }];
     let mode = if sealed {
         Mode::Sealed {
-            params: seal::Params { chunk_shift: 12, ..seal::Params::default() },
+            params: seal::Params {
+                chunk_shift: 12,
+                ..seal::Params::default()
+            },
             recipients: &recipients,
             dump_key: Some(DumpKey::from_bytes([0x11; 32])),
-            metadata: seal::Metadata { hostname: b"fuzz", ..Default::default() },
+            metadata: seal::Metadata {
+                hostname: b"fuzz",
+                ..Default::default()
+            },
         }
     } else {
         Mode::Plain
@@ -89,7 +100,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let mut now = Instant::from_millis(0);
-    let Ok(mut client) = Client::new(config, buffers, &mut rng, now) else { return };
+    let Ok(mut client) = Client::new(config, buffers, &mut rng, now) else {
+        return;
+    };
 
     let mut sent: Vec<u32> = Vec::new();
     let mut learnt: Option<SocketAddr> = None;

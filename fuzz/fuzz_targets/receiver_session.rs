@@ -12,7 +12,7 @@ use core::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use sealdump_receiver::session::{
-    parse_herald, Closed, HeraldDecision, Instant, Output, Reject, Session, SessionConfig, State,
+    Closed, HeraldDecision, Instant, Output, Reject, Session, SessionConfig, State, parse_herald,
 };
 
 fn message(msg_type: u32, seqno: u32, offset: u64, payload: &[u8], aux2: u32) -> Vec<u8> {
@@ -82,7 +82,9 @@ fuzz_target!(|data: &[u8]| {
         max_ranges: 16,
     };
     let herald_bytes = message(1, u32::from(input.u8()), 0, input.bytes(8), 0);
-    let Ok(herald) = parse_herald(&herald_bytes) else { return };
+    let Ok(herald) = parse_herald(&herald_bytes) else {
+        return;
+    };
     let mut now = Instant::from_millis(0);
     let mut session = Session::new(config, now, peer, &herald);
     let mut model: Vec<(u64, u64)> = Vec::new();
@@ -151,7 +153,10 @@ fuzz_target!(|data: &[u8]| {
                 let end = offset + data.len() as u64;
                 assert!(end <= 1 << 20);
                 let new = insert(&mut model, offset, end);
-                assert!(new > 0 || data.is_empty(), "core bytes {offset}..{end} handed out twice");
+                assert!(
+                    new > 0 || data.is_empty(),
+                    "core bytes {offset}..{end} handed out twice"
+                );
             }
             Output::Finished { complete, .. } => {
                 assert_eq!(complete, session.is_complete());
@@ -162,7 +167,10 @@ fuzz_target!(|data: &[u8]| {
             _ => {}
         }
         let ranges = session.core_ranges().ranges();
-        assert!(ranges.windows(2).all(|w| w[0].1 < w[1].0), "ranges overlap or touch: {ranges:?}");
+        assert!(
+            ranges.windows(2).all(|w| w[0].1 < w[1].0),
+            "ranges overlap or touch: {ranges:?}"
+        );
         assert!(ranges.iter().all(|(s, e)| s < e));
         let model_total: u64 = model.iter().map(|(s, e)| e - s).sum();
         assert_eq!(session.core_ranges().total(), model_total);

@@ -9,7 +9,10 @@ use sealdump_crypto::seal::{HeaderView, MAX_HEADER_LEN, MAX_RECIPIENTS};
 fuzz_target!(|data: &[u8]| {
     let Ok(view) = HeaderView::parse(data) else { return };
     let len = view.header_len();
-    assert!(len <= data.len() && len <= MAX_HEADER_LEN, "header_len {len} beyond the input");
+    assert!(
+        len <= data.len() && len <= MAX_HEADER_LEN,
+        "header_len {len} beyond the input"
+    );
     assert_eq!(view.as_bytes(), &data[..len]);
     assert!((12..=20).contains(&view.chunk_shift()));
     assert_eq!(view.chunk_size(), 1usize << view.chunk_shift());
