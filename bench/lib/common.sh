@@ -55,6 +55,8 @@ build_all() {
 }
 
 describe_machine() {
+    # Appending a partial re-run (--only, RESULTS=file) to an earlier run keeps that run's machine description.
+    if grep -q '^started_utc ' "$RES"; then put rerun_utc "$(date -u '+%Y-%m-%d %H:%M') load $(cut -d' ' -f1-3 /proc/loadavg)"; return; fi
     put started_utc "$(date -u '+%Y-%m-%d %H:%M')"
     put nproc "$(nproc)"
     put cpu "$(lscpu | sed -n 's/^Model name: *//p' | head -n1)"

@@ -105,7 +105,7 @@ def main():
       "measured in the same run, so the ratios compare like with like. Re-run it with `sudo bench/run` (it "
       "installs iperf3, openssh-server, age, valgrind and python3-matplotlib if they are missing, builds the "
       "release binaries and rewrites this file and `docs/perf/*.png`; about 10–15 minutes). Raw figures of the "
-      "last run: `bench/results.last.txt`.")
+      "last run: `bench/lib/results.last.txt`.")
     w()
     w(f"Run: {r.get('started_utc', '?')} – {r.get('finished_utc', '?')} UTC. "
       f"Load average at start {r.get('load_start', '?')}, at end {r.get('load_end', '?')} "
@@ -196,8 +196,9 @@ def main():
       "in memory: it copies the dump into the chunk buffer, seals each 64 KiB chunk in place, cuts records into "
       "packets with headers, and handles acks. The raw AEAD encrypts the same bytes in place in 64 KiB chunks "
       "(same crate, same 32-byte AAD). Both are counted with `valgrind --tool=callgrind` at two sizes; the "
-      "difference removes set-up (HPKE, key schedule, process start). Valgrind reports the CPU's AVX2 but not "
-      "AVX-512, so the backends are the AVX2 ones on both sides.")
+      "difference removes set-up (HPKE, key schedule, process start). Both sides run whichever SIMD backend the "
+      "RustCrypto crates detect on valgrind's emulated CPU — the same one for both, so the ratio is fair, but the "
+      "absolute instructions per byte are higher than on the bare CPU.")
     w()
     w("| path | chacha20-poly1305 instr/B | of which libc memcpy | aes-256-gcm instr/B | of which libc memcpy |")
     w("|---|---|---|---|---|")

@@ -1,7 +1,8 @@
 # Lossy section (sourced by bench/run): sealdump-send (sealed) and FreeBSD burst-then-wait through the seeded
 # user-space impairment proxy (bench/lib/tools/src/bin/impair-proxy.rs): loss 0 / 0.1 / 1 / 5 % in each
 # direction, 1 ms and 10 ms added delay in each direction (like netem on lo: the RTT grows by twice the delay).
-# Each run sends LOSSY_MIB MiB, stopped after LOSSY_SECONDS; the goodput is measured in the proxy (bytes of
+# Both clients use 1448-byte payloads, as on an MTU 1500 link (sealdump-send would pick 8 KiB towards a loopback
+# address, which is the proxy). Each run sends LOSSY_MIB MiB, stopped after LOSSY_SECONDS; the goodput is measured in the proxy (bytes of
 # distinct VMCORE messages whose ack passed, first herald to last such ack).
 
 # lossy_run CLIENT DELAY LOSS SEED: prints "MBps acked_bytes seconds".
@@ -21,7 +22,7 @@ lossy_run() {
     case "$client" in
         sealdump)
             timeout "$LOSSY_SECONDS" "$BIN/sealdump-send" --to "$listen" --recipient "$work/analyst-lossy.pub" \
-                --client-port 0 --quiet "$work/vmcore-lossy" >/dev/null 2>&1 || true ;;
+                --client-port 0 --payload-size 1448 --quiet "$work/vmcore-lossy" >/dev/null 2>&1 || true ;;
         fbsd)
             timeout "$LOSSY_SECONDS" "$BIN/sealdump-fbsd-client" --to "$listen" --bind 127.0.0.1:0 --payload 1448 \
                 "$work/vmcore-lossy" >/dev/null 2>&1 || true ;;
@@ -50,6 +51,7 @@ section_lossy() {
     cmdline lossy_proxy impair-proxy --listen 127.0.0.1:0 --upstream RECEIVER --delay-ms D --loss L --seed N \
         "(D and L in each direction)"
     cmdline lossy_sealdump timeout "$LOSSY_SECONDS" sealdump-send --to PROXY --recipient analyst.pub --client-port 0 \
+        --payload-size 1448 \
         "vmcore (${LOSSY_MIB} MiB)"
     cmdline lossy_fbsd timeout "$LOSSY_SECONDS" sealdump-fbsd-client --to PROXY --bind 127.0.0.1:0 --payload 1448 \
         "vmcore (${LOSSY_MIB} MiB)"

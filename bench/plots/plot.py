@@ -41,7 +41,7 @@ def lossy_plot(r, out):
 
 
 def decrypt_plot(r, out):
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(10, 4.4), dpi=110)
     any_line = False
     for aead, color in (("chacha20-poly1305", "tab:blue"), ("aes-256-gcm", "tab:green")):
         pts = [(t, r.num(f"decrypt_{aead}_{t}")) for t in (1, 2)]
@@ -50,6 +50,11 @@ def decrypt_plot(r, out):
             any_line = True
             ax.plot([t for t, _ in pts], [y for _, y in pts], marker="o", color=color,
                     label=f"sealdump-decryptor, {aead} (wall)")
+            proj = [(t, r.num(f"decrypt_{aead}_{t}", 1)) for t, _ in pts]
+            proj = [(t, y * t) for t, y in proj if y is not None]
+            if proj:
+                ax.plot([t for t, _ in proj], [y for _, y in proj], marker="s", color=color, linestyle="--",
+                        fillstyle="none", label=f"  idle-core projection: MB per CPU-second × threads")
         ossl = r.num(f"openssl_{aead}_MBps")
         if ossl:
             ax.axhline(ossl, color=color, linestyle=":", label=f"openssl speed {aead}, 1 core")
@@ -66,7 +71,7 @@ def decrypt_plot(r, out):
     ax.set_ylabel("MB/s")
     ax.set_title("Decrypt throughput vs threads")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(os.path.join(out, "decrypt-vs-threads.png"))
     plt.close(fig)
