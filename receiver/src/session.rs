@@ -124,6 +124,10 @@ impl Default for SessionConfig {
     }
 }
 
+/// How long after a session's last datagram a repeated herald from the same address, port and seqno still counts
+/// as a duplicate of the one that opened it rather than a restarted client (netdumpd restarts at once).
+pub const DUPLICATE_HERALD_WINDOW: Duration = Duration::from_secs(5);
+
 /// Why a datagram was dropped without an ack.
 #[non_exhaustive]
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -651,12 +655,27 @@ impl Session {
             self.herald_seqno = herald.seqno;
             self.last_activity = now;
             HeraldDecision::Reack { seqno: herald.seqno }
+        } else if self.is_stray_duplicate_herald(now, from, herald) {
+            // Not netdumpd's rule, which restarts here: a re-sent herald (its ack was slow or lost) or a network
+            // duplicate arriving after the first data would otherwise kill a healthy dump. A client that really
+            // restarted cannot be talking to us this close to its previous session's last datagram.
+            self.stats.duplicates += 1;
+            HeraldDecision::Reack { seqno: herald.seqno }
         } else {
             if self.state == State::Open {
                 self.state = State::TimedOut;
             }
             HeraldDecision::Restart
         }
+    }
+
+    /// A herald from the session's exact peer address with the session's herald seqno, while data is flowing
+    /// (last datagram less than [`DUPLICATE_HERALD_WINDOW`] ago), is a copy of the one that opened it.
+    fn is_stray_duplicate_herald(&self, now: Instant, from: SocketAddr, herald: &Herald<'_>) -> bool {
+        self.state == State::Open
+            && from == self.peer
+            && herald.seqno == self.herald_seqno
+            && now.saturating_since(self.last_activity) < DUPLICATE_HERALD_WINDOW
     }
 
     /// Handles one datagram from the session socket.
@@ -1110,8 +1129,35 @@ mod tests {
             HeraldDecision::Reack { seqno: 1 }
         );
         s.handle_datagram(now, peer(), &msg(3, 3, 0, &[0; 64]));
-        assert_eq!(s.handle_herald(now, peer(), &herald), HeraldDecision::Restart);
+        // After data, a copy of the opening herald (same address, port and seqno, data still flowing) is a
+        // duplicate: re-acked, the session lives on.
+        let soon = now + (DUPLICATE_HERALD_WINDOW - Duration::from_millis(1));
+        assert_eq!(
+            s.handle_herald(soon, peer(), &herald),
+            HeraldDecision::Reack { seqno: 1 }
+        );
+        assert_eq!(s.state(), State::Open);
+        // Once the session has been quiet for the window, the same herald is a restarted client (netdumpd's rule).
+        let later = now + DUPLICATE_HERALD_WINDOW;
+        assert_eq!(s.handle_herald(later, peer(), &herald), HeraldDecision::Restart);
         assert_eq!(s.state(), State::TimedOut);
+    }
+
+    #[test]
+    fn herald_from_another_port_or_seqno_after_data_restarts() {
+        let now = Instant::from_micros(1);
+        let h = msg(1, 1, 0, b"");
+        let herald = parse_herald(&h).unwrap();
+        let other_port = SocketAddr::new(peer().ip(), peer().port().wrapping_add(1));
+        let h7 = msg(1, 7, 0, b"");
+        let herald7 = parse_herald(&h7).unwrap();
+        for (from, herald) in [(other_port, &herald), (peer(), &herald7)] {
+            let mut s = session(SessionConfig::default());
+            s.handle_datagram(now, peer(), &h);
+            s.handle_datagram(now, peer(), &msg(3, 2, 0, &[0; 64]));
+            assert_eq!(s.handle_herald(now, from, herald), HeraldDecision::Restart);
+            assert_eq!(s.state(), State::TimedOut);
+        }
     }
 
     #[test]

@@ -53,8 +53,20 @@ fn duplicate_herald_before_data_is_reacked_after_data_restarts() {
             .count(),
         1
     );
-    // After data, a new herald ends the old session as timed out and starts index 1.
     assert_eq!(exchange(&c, session, &raw_msg(3, 3, 0, b"data")).unwrap().0, 3);
+    // After data, a copy of the opening herald from the same address and port while data flows (its ack was
+    // slow, or the network duplicated it) is re-acked by the same session instead of killing the dump.
+    assert_eq!(exchange(&c, d.addr, &herald).unwrap(), (1, session));
+    assert_eq!(
+        listing(d.path())
+            .iter()
+            .filter(|f| f.starts_with("info."))
+            .count(),
+        1
+    );
+    // A herald from the same host on another port (a restarted client) ends the old session as timed out and
+    // starts index 1.
+    let c = ack_socket();
     let (seq, new_session) = exchange(&c, d.addr, &herald).unwrap();
     assert_eq!(seq, 1);
     assert_ne!(new_session, session);
