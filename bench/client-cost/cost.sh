@@ -34,14 +34,15 @@ section_cost() {
                 'BEGIN { printf "%.3f %.3f", (b - s) / n, (cb - cs) / n }') ${small% *} ${big% *}"
         done
     done
-    # Where the client path's instructions go (inclusive top functions), for the report's profile.
+    # Where the client path's instructions go (self cost of the top functions), for the report's profile; source
+    # paths are cut so no path of the build machine ends up in the report.
     local out="$work/callgrind.profile"
     valgrind --tool=callgrind --callgrind-out-file="$out" "$TOOLS/client-cost" client "$COST_BIG_MIB" chacha20-poly1305 \
         >/dev/null 2>&1
     {
         echo "profile_block_begin"
         callgrind_annotate "$out" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | head -n 14 |
-            sed -E 's/ +/ /g; s/\[[^]]*\]//g' | cut -c1-200
+            sed -E 's/ +/ /g; s/\[[^]]*\]//g; s#[^ ]*\.(rs|S|c|h):##' | cut -c1-160
         echo "profile_block_end"
     } >>"$RES"
 }

@@ -3,6 +3,7 @@
 usage: report.py RESULTS OUT.md
 The hand-written analysis (what limits each missed target and the fix) is bench/lib/analysis.md, appended as is."""
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -212,12 +213,12 @@ def main():
       "instr/32 B\" rows of the target table correct for that.")
     w()
     if r.blocks.get("profile"):
-        w("Where the client path's instructions go (`callgrind_annotate`, ChaCha20-Poly1305, inclusive of callees "
-          "where callgrind attributes them):")
+        w("Where the client path's instructions go (`callgrind_annotate`, ChaCha20-Poly1305, self cost per "
+          "function):")
         w()
         w("```text")
         for line in r.blocks["profile"]:
-            w(line)
+            w(re.sub(r"\S*\.(rs|S|c|h):", "", line)[:160])
         w("```")
         w()
 
