@@ -317,13 +317,10 @@ fn traversal_paths_never_leave_the_dump_directory() {
     }
 }
 
-/// FINDING (receiver; see docs/reliability.md): a *delayed duplicate* of the client's own herald — same source
-/// address and port, same seqno, arriving a few milliseconds after data started — makes the receiver close the
-/// live session as timed out and open a new one (netdumpd's "herald after data = client restarted" rule), so the
-/// client's dump dies with "receiver stopped acknowledging". A network that duplicates and reorders does this
-/// (the chaos test hit it about once in ten runs). Run with `--ignored` to check a fix.
+/// A *delayed duplicate* of the client's own herald — same source address and port, same seqno, arriving a few
+/// milliseconds after data started — must not make the receiver close the live session (netdumpd's "herald after
+/// data = client restarted" rule did; docs/reliability.md, finding 1).
 #[test]
-#[ignore = "known receiver issue: a delayed duplicate herald restarts the live session"]
 fn a_delayed_duplicate_herald_does_not_restart_the_live_session() {
     let tmp = tempfile::tempdir().unwrap();
     let rx = Receiver::start(&tmp.path().join("dumps"));
