@@ -10,7 +10,7 @@
 //! [`ChunkOpener::open_trailer`] → [`ChunkOpener::open_chunk`] for any chunk, in any order.
 
 use rand_core::CryptoRng;
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::aead::{AeadCipher, AeadId, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result};
@@ -417,14 +417,17 @@ pub fn write_header<R: CryptoRng>(
     Ok((header_len, sealer))
 }
 
-/// Seals chunks and the trailer of one dump. Keys are wiped on drop.
+/// Seals chunks and the trailer of one dump. Keys are wiped on drop (with the `accel` feature, ring's expanded key
+/// is not: see [`crate::aead`]).
 pub struct ChunkSealer {
     cipher: AeadCipher,
     header_hash: [u8; 32],
     chunk_shift: u8,
 }
 
-impl ZeroizeOnDrop for ChunkSealer {}
+// The cipher's key is wiped on drop only without `accel` (ring keys are not zeroizable).
+#[cfg(not(feature = "accel"))]
+impl zeroize::ZeroizeOnDrop for ChunkSealer {}
 
 impl core::fmt::Debug for ChunkSealer {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -724,7 +727,8 @@ pub struct ChunkOpener {
     metadata: MetadataOwned,
 }
 
-impl ZeroizeOnDrop for ChunkOpener {}
+#[cfg(not(feature = "accel"))]
+impl zeroize::ZeroizeOnDrop for ChunkOpener {}
 
 impl Drop for ChunkOpener {
     fn drop(&mut self) {
