@@ -278,8 +278,32 @@ def main():
         with open(analysis) as f:
             w(f.read().rstrip())
         w()
+    component_benchmarks(w)
     with open(sys.argv[2], "w") as f:
         f.write("\n".join(rep.lines))
+
+
+# Each component's own benchmark page (criterion chunk seal/open beside `openssl speed`, the receiver blast vs
+# iperf3, end to end vs its baselines, decrypt vs openssl/age), each measured in one sitting of its own; included
+# here so that the performance report holds every figure, with headings moved below this report's.
+COMPONENT_PAGES = ["crypto.md", "receiver.md", "e2e.md", "decrypt.md"]
+
+
+def component_benchmarks(w):
+    perf_dir = os.path.join(HERE, "..", "..", "docs", "perf")
+    pages = [p for p in COMPONENT_PAGES if os.path.exists(os.path.join(perf_dir, p))]
+    if not pages:
+        return
+    w("## Component benchmarks")
+    w()
+    w("Each crate's own benchmark, run on its own (not by `bench/run`), with its baseline measured in the same "
+      "sitting; the source pages are `docs/perf/*.md`.")
+    w()
+    for page in pages:
+        with open(os.path.join(perf_dir, page)) as f:
+            for line in f.read().rstrip().split("\n"):
+                w("##" + line if line.startswith("#") else line)
+        w()
 
 
 if __name__ == "__main__":
