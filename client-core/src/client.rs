@@ -788,6 +788,12 @@ impl<'a> Client<'a> {
             return;
         };
         let loss_delay = self.loss_delay();
+        // Judged once per detection pass: the smoothed RTT keeps a queue seen during the last round trips in
+        // view, the latest sample catches one growing now.
+        let queueing = crate::congestion::queueing(
+            self.rtt.srtt_us().max(self.rtt.latest_rtt_us()),
+            self.rtt.min_rtt_us(),
+        );
         let ring = &mut self.ring;
         let mut seq = ring.base;
         while seq < ring.next_send {
@@ -810,7 +816,7 @@ impl<'a> Client<'a> {
                 self.in_flight -= 1;
                 self.lost += 1;
                 self.rexmit_credit += 1;
-                self.cc.on_loss(slot.tx, self.next_tx);
+                self.cc.on_loss(slot.tx, self.next_tx, queueing);
             } else {
                 let at = Instant::from_micros(lost_at);
                 self.loss_time = Some(self.loss_time.map_or(at, |t| t.min(at)));

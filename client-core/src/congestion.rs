@@ -2,13 +2,22 @@
 //!
 //! Slow start begins at [`INITIAL_CWND`] packets so that a stock netdumpd, which reads through a 128 KiB
 //! socket buffer, is not flooded by a full 256-packet window before any ack comes back. One loss event per
-//! round trip halves the window ("recovery" ends once a packet sent after the reduction is acked); a
+//! round trip reduces the window ("recovery" ends once a packet sent after the reduction is acked); a
 //! retransmission timeout collapses it to [`MIN_CWND`].
+//!
+//! The reduction depends on whether the loss looks like congestion. A full queue shows first as RTTs above
+//! the path's minimum; then the window halves, as Reno does (the netdumpd 128 KiB buffer case overflows
+//! this way: its RTT grows before it drops, and it ends in timeouts, which also collapse the window). A loss
+//! on a path whose RTT sits at its minimum is random (a lossy link, or a lost ack, which with per-packet
+//! acks looks the same): halving on it would hold the window near `1.22 / sqrt(p)` packets whatever the
+//! link's capacity (1 % loss: about 12), so it only shrinks by [`GENTLE_DECREASE`].
 
 /// Packets in flight allowed before the first ack.
 pub const INITIAL_CWND: u32 = 10;
 /// Floor of the window; 4 keeps enough packets in flight for 3 later acks to trigger fast retransmit.
 pub const MIN_CWND: u32 = 4;
+/// Window kept, as a fraction (numerator, denominator), on a loss without queueing.
+pub const GENTLE_DECREASE: (u32, u32) = (7, 8);
 
 /// The congestion controller.
 #[derive(Clone, Copy, Debug)]
@@ -69,13 +78,19 @@ impl Aimd {
         self.cwnd = self.cwnd.min(self.max);
     }
 
-    /// Transmission `tx` was declared lost by later acks; `next_tx` numbers the next transmission.
-    /// Returns whether the window was reduced (once per round trip).
-    pub fn on_loss(&mut self, tx: u64, next_tx: u64) -> bool {
+    /// Transmission `tx` was declared lost by later acks; `next_tx` numbers the next transmission;
+    /// `queueing` tells whether the path's RTT shows a growing queue (see [`queueing`]). Returns whether the
+    /// window was reduced (once per round trip): halved with queueing, by [`GENTLE_DECREASE`] without.
+    pub fn on_loss(&mut self, tx: u64, next_tx: u64, queueing: bool) -> bool {
         if tx < self.recovery_start_tx {
             return false;
         }
-        self.cwnd = (self.cwnd / 2).max(self.floor());
+        let kept = if queueing {
+            self.cwnd / 2
+        } else {
+            self.cwnd * GENTLE_DECREASE.0 / GENTLE_DECREASE.1
+        };
+        self.cwnd = kept.max(self.floor());
         self.ssthresh = self.cwnd;
         self.avoidance_acks = 0;
         self.recovery_start_tx = next_tx;
@@ -93,6 +108,17 @@ impl Aimd {
         self.avoidance_acks = 0;
         self.recovery_start_tx = next_tx;
     }
+}
+
+/// Absolute slack above the minimum RTT before a sample counts as queued: absorbs scheduling jitter, which
+/// on loopback and LAN paths is as large as the RTT itself.
+pub const QUEUEING_SLACK_US: u64 = 1_000;
+
+/// Whether an RTT of `rtt_us` on a path whose minimum is `min_rtt_us` shows queueing: more than 5/4 of
+/// the minimum plus [`QUEUEING_SLACK_US`]. Without any sample (`min_rtt_us == 0`) a loss counts as
+/// congestion.
+pub fn queueing(rtt_us: u64, min_rtt_us: u64) -> bool {
+    min_rtt_us == 0 || rtt_us > min_rtt_us.saturating_mul(5) / 4 + QUEUEING_SLACK_US
 }
 
 impl Aimd {
@@ -118,7 +144,7 @@ mod tests {
             cc.on_ack(tx);
         }
         assert_eq!(cc.window(), 20, "one packet per ack in slow start");
-        assert!(cc.on_loss(10, 30));
+        assert!(cc.on_loss(10, 30, true));
         assert_eq!(cc.window(), 10);
         assert_eq!(cc.ssthresh(), 10);
         // Acks of packets sent before the reduction don't grow the window.
@@ -138,14 +164,49 @@ mod tests {
             cc.on_ack(tx);
         }
         assert_eq!(cc.window(), 50);
-        assert!(cc.on_loss(41, 100));
+        assert!(cc.on_loss(41, 100, true));
         assert!(
-            !cc.on_loss(42, 101),
+            !cc.on_loss(42, 101, true),
             "second loss of the same flight is the same event"
         );
         assert_eq!(cc.window(), 25);
-        assert!(cc.on_loss(100, 120));
+        assert!(cc.on_loss(100, 120, true));
         assert_eq!(cc.window(), 12);
+    }
+
+    #[test]
+    fn random_loss_without_queueing_shrinks_gently() {
+        let mut cc = Aimd::new(256);
+        for tx in 0..54 {
+            cc.on_ack(tx);
+        }
+        assert_eq!(cc.window(), 64);
+        assert!(cc.on_loss(60, 100, false));
+        assert_eq!(cc.window(), 56, "7/8 of the window");
+        assert_eq!(cc.ssthresh(), 56);
+        assert!(!cc.on_loss(61, 101, false), "still one reduction per round trip");
+        assert!(cc.on_loss(100, 150, true));
+        assert_eq!(cc.window(), 28, "a queued path halves");
+        let mut small = Aimd::new(256);
+        for tx in 0..10 {
+            small.on_loss(tx, tx + 1, false);
+        }
+        assert_eq!(small.window(), MIN_CWND, "the floor holds");
+    }
+
+    #[test]
+    fn queueing_needs_a_quarter_and_a_millisecond_above_min_rtt() {
+        // 2 ms path: 3.5 ms is the threshold.
+        assert!(!queueing(2_000, 2_000));
+        assert!(!queueing(3_500, 2_000));
+        assert!(queueing(3_501, 2_000));
+        // Loopback: jitter within the slack is not queueing.
+        assert!(!queueing(900, 50));
+        assert!(queueing(20_000, 50));
+        // 20 ms path: the 25 % dominates.
+        assert!(!queueing(25_900, 20_000));
+        assert!(queueing(26_100, 20_000));
+        assert!(queueing(0, 0), "no sample yet: a loss is congestion");
     }
 
     #[test]
