@@ -32,6 +32,10 @@ const POOL_BUFFERS: usize = 4;
 const IDLE_FLUSH: Duration = Duration::from_millis(20);
 /// Longest wait for reverse DNS before naming the files after the IP address.
 const DNS_TIMEOUT: Duration = Duration::from_secs(2);
+/// At the session limit, a session that has received nothing but its herald for this long gives its slot to a
+/// new herald: a client sends its key or data within milliseconds of the herald ack, so such a session is a lost
+/// client or a flood, and must not lock real clients out for the whole idle timeout.
+const SILENT_SESSION_GRACE: Duration = Duration::from_secs(1);
 /// Datagrams handled per wake-up of a session task.
 const DRAIN_BATCH: usize = 64;
 /// Receive buffer of session sockets.
@@ -291,19 +295,9 @@ impl Server {
                             continue;
                         }
                     };
-                    // Global, then per-source rate limits (fixed one-second windows).
+                    // Per-source, then global rate limits (fixed one-second windows). A source over its own limit
+                    // does not spend the global budget, so one noisy host cannot starve the others.
                     let now = std::time::Instant::now();
-                    if now.duration_since(global.0) >= Duration::from_secs(1) {
-                        global = (now, 0);
-                    }
-                    global.1 = global.1.saturating_add(1);
-                    if global.1 > ctx.config.heralds_per_second_total {
-                        ctx.metrics.drops.fetch_add(1, Ordering::Relaxed);
-                        if global.1 == ctx.config.heralds_per_second_total.saturating_add(1) {
-                            tracing::warn!("global herald rate limit exceeded; dropping heralds");
-                        }
-                        continue;
-                    }
                     if rate.len() > 4096 {
                         rate.retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(1));
                     }
@@ -316,6 +310,17 @@ impl Server {
                         ctx.metrics.drops.fetch_add(1, Ordering::Relaxed);
                         if entry.1 == ctx.config.heralds_per_second.saturating_add(1) {
                             tracing::warn!(%from, "herald rate limit exceeded; dropping heralds from this source");
+                        }
+                        continue;
+                    }
+                                        if now.duration_since(global.0) >= Duration::from_secs(1) {
+                        global = (now, 0);
+                    }
+                    global.1 = global.1.saturating_add(1);
+                    if global.1 > ctx.config.heralds_per_second_total {
+                        ctx.metrics.drops.fetch_add(1, Ordering::Relaxed);
+                        if global.1 == ctx.config.heralds_per_second_total.saturating_add(1) {
+                            tracing::warn!("global herald rate limit exceeded; dropping heralds");
                         }
                         continue;
                     }
@@ -396,7 +401,7 @@ impl Dispatcher {
             });
             let events = self.events.clone();
             tokio::spawn(async move {
-                if !matches!(reply_rx.await, Ok(HeraldDecision::Reack { .. })) {
+                if matches!(reply_rx.await, Ok(HeraldDecision::Restart) | Err(_)) {
                     let _ = events.send(Event::Restart { id, from, herald });
                 }
             });
@@ -406,13 +411,16 @@ impl Dispatcher {
     }
 
     fn start(&mut self, from: SocketAddr, herald: HeraldInfo) {
-        let ctx = &self.ctx;
         // Lingering (finished) sessions do not count.
-        if ctx.metrics.sessions_active.load(Ordering::Relaxed) >= ctx.config.max_sessions as u64 {
+        if self.ctx.metrics.sessions_active.load(Ordering::Relaxed) >= self.ctx.config.max_sessions as u64
+            && !self.evict_silent_session()
+        {
+            let ctx = &self.ctx;
             ctx.metrics.drops.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%from, max = ctx.config.max_sessions, "session limit reached; herald not acked");
             return;
         }
+        let ctx = &self.ctx;
         if ctx.config.min_free > 0 {
             match store::free_bytes(&ctx.config.store.dump_dir) {
                 Ok(free) if free < ctx.config.min_free => {
@@ -426,12 +434,20 @@ impl Dispatcher {
         }
         self.next_id += 1;
         ctx.metrics.sessions_active.fetch_add(1, Ordering::Relaxed);
+        let slot = Arc::new(Slot {
+            metrics: ctx.metrics.clone(),
+            held: AtomicBool::new(true),
+        });
+        let heard_from = Arc::new(AtomicBool::new(false));
         let (ctrl_tx, ctrl_rx) = mpsc::unbounded_channel();
         self.sessions.insert(
             from.ip(),
             SessionHandle {
                 id: self.next_id,
                 ctrl: ctrl_tx,
+                started: std::time::Instant::now(),
+                heard_from: heard_from.clone(),
+                slot: slot.clone(),
             },
         );
         let task = tokio::spawn(run_session(
@@ -440,11 +456,39 @@ impl Dispatcher {
             from,
             self.herald_local,
             herald,
-            ctrl_rx,
+            SessionLink {
+                ctrl: ctrl_rx,
+                active: ActiveGuard(slot),
+                heard_from,
+            },
             self.shutdown.subscribe(),
             self.events.clone(),
         ));
         self.tasks.push(task);
+    }
+
+    /// Frees the slot of the oldest session that has heard nothing since its herald for
+    /// [`SILENT_SESSION_GRACE`], and tells it to close (as timed out; its files are kept). False if there is none.
+    fn evict_silent_session(&mut self) -> bool {
+        let victim = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                !s.heard_from.load(Ordering::Relaxed)
+                    && s.slot.is_held()
+                    && s.started.elapsed() >= SILENT_SESSION_GRACE
+            })
+            .min_by_key(|(_, s)| s.started)
+            .map(|(ip, _)| *ip);
+        let Some(ip) = victim else { return false };
+        let Some(handle) = self.sessions.remove(&ip) else {
+            return false;
+        };
+        handle.slot.release();
+        let _ = handle.ctrl.send(Ctrl::Evict);
+        tracing::warn!(client = %ip, silent_for = ?handle.started.elapsed(),
+            "session limit reached; closing a session that sent nothing after its herald");
+        true
     }
 }
 
@@ -475,10 +519,25 @@ impl Ctx {
 struct SessionHandle {
     id: u64,
     ctrl: mpsc::UnboundedSender<Ctrl>,
+    started: std::time::Instant,
+    /// Set by the session once a datagram after the herald was accepted.
+    heard_from: Arc<AtomicBool>,
+    /// The session's slot under `max_sessions`, shared with its task.
+    slot: Arc<Slot>,
+}
+
+/// What a session task shares with the herald loop.
+#[derive(Debug)]
+struct SessionLink {
+    ctrl: mpsc::UnboundedReceiver<Ctrl>,
+    active: ActiveGuard,
+    heard_from: Arc<AtomicBool>,
 }
 
 #[derive(Debug)]
 enum Ctrl {
+    /// Close now as timed out: the slot was given to a new herald.
+    Evict,
     Herald {
         from: SocketAddr,
         seqno: u32,
@@ -536,26 +595,12 @@ async fn run_session(
     peer: SocketAddr,
     herald_local: Option<SocketAddr>,
     herald: HeraldInfo,
-    mut ctrl: mpsc::UnboundedReceiver<Ctrl>,
+    mut link: SessionLink,
     mut shutdown: tokio::sync::broadcast::Receiver<()>,
     events: mpsc::UnboundedSender<Event>,
 ) {
     let ip = peer.ip();
-    let mut active = ActiveGuard {
-        metrics: ctx.metrics.clone(),
-        held: true,
-    };
-    if let Err(e) = session_main(
-        &ctx,
-        peer,
-        herald_local,
-        herald,
-        &mut ctrl,
-        &mut shutdown,
-        &mut active,
-    )
-    .await
-    {
+    if let Err(e) = session_main(&ctx, peer, herald_local, herald, &mut link, &mut shutdown).await {
         tracing::error!(%peer, error = %e, "session failed");
     }
     let _ = events.send(Event::Ended { ip, id });
@@ -566,9 +611,8 @@ async fn session_main(
     peer: SocketAddr,
     herald_local: Option<SocketAddr>,
     herald: HeraldInfo,
-    ctrl: &mut mpsc::UnboundedReceiver<Ctrl>,
+    link: &mut SessionLink,
     shutdown: &mut tokio::sync::broadcast::Receiver<()>,
-    active: &mut ActiveGuard,
 ) -> io::Result<()> {
     let ip = peer.ip();
     let resolve = ctx.config.resolve_hostnames;
@@ -639,7 +683,12 @@ async fn session_main(
                 }
                 break;
             }
-            Some(Ctrl::Herald { from, seqno, reply }) = ctrl.recv() => {
+            Some(ctrl) = link.ctrl.recv() => {
+                let Ctrl::Herald { from, seqno, reply } = ctrl else {
+                    tracing::info!(%peer, "closing as timed out: nothing after the herald, and its slot was needed");
+                    outcome = Some(("timeout", None));
+                    break;
+                };
                 let p = herald_datagram(seqno, 0);
                 let decision = match session::parse_herald(&p) {
                     Ok(h) => sess.handle_herald(ctx.now(), from, &h),
@@ -685,6 +734,9 @@ async fn session_main(
                 loop {
                     let now = ctx.now();
                     let out = sess.handle_datagram(now, peer, &buf[..n]);
+                    if !matches!(out, Output::Rejected(_)) {
+                        link.heard_from.store(true, Ordering::Relaxed);
+                    }
                     match out {
                         Output::Rejected(reason) => {
                             ctx.metrics.drops.fetch_add(1, Ordering::Relaxed);
@@ -760,7 +812,7 @@ async fn session_main(
                             if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
                                 break 'outer;
                             }
-                            active.release();
+                            link.active.release();
                             let reason = if complete { "success" } else { "error" };
                             let summary = Box::new(Summary::of(&sess));
                             if cmd_tx.send(Cmd::Close { summary, ack: Some(seqno), reason }).await.is_err() {
@@ -794,24 +846,39 @@ async fn session_main(
     Ok(())
 }
 
-/// Counts a session in `sessions_active` until it finishes or ends.
+/// One slot under `max_sessions`. Whoever releases it first (the session when it finishes, or the herald loop
+/// when it evicts a silent session) gives it back, exactly once.
 #[derive(Debug)]
-struct ActiveGuard {
+struct Slot {
     metrics: Arc<Metrics>,
-    held: bool,
+    held: AtomicBool,
 }
 
-impl ActiveGuard {
-    fn release(&mut self) {
-        if std::mem::take(&mut self.held) {
+impl Slot {
+    fn release(&self) {
+        if self.held.swap(false, Ordering::AcqRel) {
             self.metrics.sessions_active.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    fn is_held(&self) -> bool {
+        self.held.load(Ordering::Acquire)
+    }
+}
+
+/// The session task's hold on its slot: released on drop at the latest.
+#[derive(Debug)]
+struct ActiveGuard(Arc<Slot>);
+
+impl ActiveGuard {
+    fn release(&self) {
+        self.0.release();
     }
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.release();
+        self.0.release();
     }
 }
 

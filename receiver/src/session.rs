@@ -541,6 +541,8 @@ pub enum HeraldDecision {
     },
     /// Data already arrived: close this session as timed out and start a new one.
     Restart,
+    /// A different herald while data is still flowing: neither acked nor a restart.
+    Ignore,
 }
 
 /// How a session ended without FINISHED.
@@ -661,6 +663,14 @@ impl Session {
             // restarted cannot be talking to us this close to its previous session's last datagram.
             self.stats.duplicates += 1;
             HeraldDecision::Reack { seqno: herald.seqno }
+        } else if self.state == State::Open
+            && now.saturating_since(self.last_activity) < DUPLICATE_HERALD_WINDOW
+        {
+            // Also not netdumpd's rule: any other herald from this IP while its dump is flowing is a forgery (or
+            // a very confused client). Restarting would let anyone who can send from the client's IP kill the
+            // dump; a client that really restarted repeats its herald and is heard once this one has gone quiet.
+            self.stats.rejected += 1;
+            HeraldDecision::Ignore
         } else {
             if self.state == State::Open {
                 self.state = State::TimedOut;
@@ -1144,7 +1154,7 @@ mod tests {
     }
 
     #[test]
-    fn herald_from_another_port_or_seqno_after_data_restarts() {
+    fn another_herald_while_data_flows_is_ignored_then_restarts() {
         let now = Instant::from_micros(1);
         let h = msg(1, 1, 0, b"");
         let herald = parse_herald(&h).unwrap();
@@ -1155,7 +1165,14 @@ mod tests {
             let mut s = session(SessionConfig::default());
             s.handle_datagram(now, peer(), &h);
             s.handle_datagram(now, peer(), &msg(3, 2, 0, &[0; 64]));
-            assert_eq!(s.handle_herald(now, from, herald), HeraldDecision::Restart);
+            // While data flows, a forged herald from the client's IP can neither restart nor hijack the dump.
+            let soon = now + (DUPLICATE_HERALD_WINDOW - Duration::from_millis(1));
+            assert_eq!(s.handle_herald(soon, from, herald), HeraldDecision::Ignore);
+            assert_eq!(s.state(), State::Open);
+            assert_eq!(s.peer(), peer());
+            // Once the session has been quiet for the window, it is a restarted client.
+            let later = now + DUPLICATE_HERALD_WINDOW;
+            assert_eq!(s.handle_herald(later, from, herald), HeraldDecision::Restart);
             assert_eq!(s.state(), State::TimedOut);
         }
     }

@@ -64,9 +64,13 @@ fn duplicate_herald_before_data_is_reacked_after_data_restarts() {
             .count(),
         1
     );
-    // A herald from the same host on another port (a restarted client) ends the old session as timed out and
-    // starts index 1.
+    // A herald from the same host on another port while the dump is flowing is not answered: a forger on the
+    // client's IP cannot restart (and so kill) the dump.
     let c = ack_socket();
+    assert_eq!(exchange(&c, d.addr, &herald), None);
+    // Once the old session has been quiet for the duplicate window, it is a restarted client: the old session
+    // ends as timed out and index 1 starts.
+    std::thread::sleep(sealdump_receiver::session::DUPLICATE_HERALD_WINDOW);
     let (seq, new_session) = exchange(&c, d.addr, &herald).unwrap();
     assert_eq!(seq, 1);
     assert_ne!(new_session, session);

@@ -5,6 +5,7 @@
 //! silently or stop the daemon serving others. (Session-level cases are in receiver/tests/behaviour.rs.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -195,10 +196,23 @@ fn herald_floods_and_malformed_datagrams_do_not_disturb_a_dump() {
     let herald_addr: SocketAddr = rx.addr.parse().unwrap();
     let key = PrivateKey::generate_x25519();
     let (_private, public) = write_key_pair(tmp.path(), "analyst", &key);
-    let (dump, data) = synthetic(tmp.path(), 4, 73);
+    let (_dump, data) = synthetic(tmp.path(), 4, 73);
 
-    let child = spawn_send(&rx, free_port(), &public, &dump);
+    // The dump goes through stdin, and the flood runs while the client waits for the second half, so the flood
+    // is sure to hit a live session (a loopback dump of a file can finish before a flood thread gets going).
+    let mut child = Command::new(bin("sealdump-send"))
+        .args(["-q", "--to", &rx.addr, "--recipient"])
+        .arg(&public)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let half = data.len() / 2;
+    stdin.write_all(&data[..half]).unwrap();
     let session: SocketAddr = format!("127.0.0.1:{}", session_port(&rx)).parse().unwrap();
+
     // Heralds from 200 addresses, and junk at both ports from the client's own IP and from others.
     let sockets: Vec<UdpSocket> = (0..200u32)
         .map(|i| UdpSocket::bind(format!("127.0.{}.{}:0", 1 + i / 250, 2 + i % 250)).unwrap())
@@ -222,9 +236,12 @@ fn herald_floods_and_malformed_datagrams_do_not_disturb_a_dump() {
         msg(3, 5, u64::MAX - 1, b"abc"),
         msg(5, 5, 1 << 30, b"key"),
         msg(3, 5, 0, &vec![0xee; 65_507 - 24]),
+        // A herald from the client's own IP (another port) while its dump flows: must not restart it.
         msg(1, 9, 0, b"../../../../etc/cron.d/x\0"),
     ];
-    let (stop, flood) = keep_doing(move || {
+    let flood_until = Instant::now() + Duration::from_millis(1500);
+    let mut rounds = 0;
+    while Instant::now() < flood_until {
         for s in &sockets {
             let _ = s.send_to(&msg(1, 1, 0, b"flood\0"), herald_addr);
         }
@@ -232,24 +249,51 @@ fn herald_floods_and_malformed_datagrams_do_not_disturb_a_dump() {
             let _ = junk_sock.send_to(j, session);
             let _ = junk_sock.send_to(j, herald_addr);
         }
+        rounds += 1;
         std::thread::sleep(Duration::from_millis(2));
-    });
-    let out = child.wait_with_output().unwrap();
-    stop.store(true, Ordering::Relaxed);
-    assert!(flood.join().unwrap() > 0);
-    assert_ok(&out);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let info = loop {
-        let info = tmp.path().join("dumps/info.127.0.0.1.0");
-        if std::fs::read_to_string(&info).is_ok_and(|t| t.contains("Dump complete")) {
-            break info;
+        // The second half goes in while the flood is on.
+        if rounds == 20 {
+            stdin.write_all(&data[half..]).unwrap();
         }
-        assert!(Instant::now() < deadline, "{}", rx.log_text());
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_ok(&out);
+    let log = rx.log_text();
+    assert!(
+        log.contains("herald rate limit exceeded"),
+        "the flood never reached the rate limits:\n{log}"
+    );
+    let infos = rx.wait_for_dumps(1, Duration::from_secs(20));
+    let info = tmp.path().join("dumps/info.127.0.0.1.0");
+    assert!(infos.contains(&info), "{infos:?}");
+    assert!(std::fs::read_to_string(&info).unwrap().contains("Dump complete"));
     assert_eq!(
         sha256(&decrypt_with_library(&key, &core_for_info(&info))),
         sha256(&data)
+    );
+
+    // The flood left the session table full of sessions that never sent a byte after their herald. They must
+    // not lock a real client out for the idle timeout (600 s): a new dump goes through now.
+    let (dump2, data2) = synthetic(tmp.path(), 1, 74);
+    let out = spawn_send(&rx, free_port(), &public, &dump2)
+        .wait_with_output()
+        .unwrap();
+    assert_ok(&out);
+    let log = rx.log_text();
+    assert!(
+        log.contains("closing a session that sent nothing after its herald"),
+        "{log}"
+    );
+    let info = tmp.path().join("dumps/info.127.0.0.1.1");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&info).is_ok_and(|t| t.contains("Dump complete")) {
+        assert!(Instant::now() < deadline, "{}", rx.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        sha256(&decrypt_with_library(&key, &core_for_info(&info))),
+        sha256(&data2)
     );
 }
 

@@ -271,7 +271,9 @@ impl Receiver {
                 Some(s) if s.stats().packets > 0 => self.late_heralds += 1,
                 Some(s) => match s.handle_herald(t, d.from, &herald) {
                     HeraldDecision::Reack { seqno } => self.ack(now, net, self.session_addr, d.from, seqno),
-                    HeraldDecision::Restart => panic!("restart without session traffic"),
+                    HeraldDecision::Restart | HeraldDecision::Ignore => {
+                        panic!("restart without session traffic")
+                    }
                 },
             }
             return;

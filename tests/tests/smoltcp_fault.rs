@@ -237,7 +237,9 @@ impl Server {
                 }
                 Some(s) => match s.handle_herald(t, from, &herald) {
                     HeraldDecision::Reack { seqno } => Some(seqno),
-                    HeraldDecision::Restart => panic!("restart without session traffic"),
+                    HeraldDecision::Restart | HeraldDecision::Ignore => {
+                        panic!("restart without session traffic")
+                    }
                 },
             };
             if let Some(seqno) = reply {
