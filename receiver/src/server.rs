@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use quinn_udp::{RecvMeta, UdpSocketState};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -172,12 +174,21 @@ impl Metrics {
 }
 
 /// A bound, not yet running server.
-#[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
     herald: Arc<UdpSocket>,
+    herald_state: UdpSocketState,
     metrics_listener: Option<tokio::net::TcpListener>,
     metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .field("herald", &self.herald)
+            .finish_non_exhaustive()
+    }
 }
 
 fn udp_socket(bind: SocketAddr, rcvbuf: Option<usize>) -> io::Result<std::net::UdpSocket> {
@@ -215,6 +226,11 @@ impl Server {
             )?,
             Err(e) => return Err(e),
         };
+        // IP_PKTINFO / IPV6_RECVPKTINFO: each herald's destination address, so its session socket is bound to it
+        // and acks come from the address the client sent to (netdumpd does this with IP_RECVDSTADDR). A FreeBSD
+        // client drops acks from any other address, so without this a receiver bound to all addresses fails
+        // every client that reaches it by an address other than the one the kernel picks for the reply.
+        let herald_state = UdpSocketState::new((&herald).into())?;
         let herald = Arc::new(UdpSocket::from_std(herald)?);
         let metrics_listener = match config.metrics {
             Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
@@ -223,6 +239,7 @@ impl Server {
         Ok(Self {
             config,
             herald,
+            herald_state,
             metrics_listener,
             metrics: Arc::new(Metrics::default()),
         })
@@ -248,6 +265,7 @@ impl Server {
         let Server {
             config,
             herald,
+            herald_state,
             metrics_listener,
             metrics,
         } = self;
@@ -278,16 +296,21 @@ impl Server {
             tokio::select! {
                 _ = &mut shutdown => break,
                 Some(event) = events_rx.recv() => d.handle_event(event),
-                r = herald.recv_from(&mut buf) => {
-                    let (n, from) = match r {
+                r = recv_herald(&herald, &herald_state, &mut buf) => {
+                    let (n, meta) = match r {
                         Ok(x) => x,
                         Err(e) => {
                             tracing::warn!(error = %e, "herald socket receive error");
                             continue;
                         }
                     };
+                    // With UDP GRO, equal-sized datagrams from one source can arrive as one buffer of `stride`-sized
+                    // segments.
+                    for segment in buf[..n].chunks(meta.stride.max(1)) {
+                    let from = meta.addr;
+                    let local_ip = meta.dst_ip.map(|ip| ip.to_canonical());
                     let from = canonical(from);
-                    let parsed = match session::parse_herald(&buf[..n]) {
+                    let parsed = match session::parse_herald(segment) {
                         Ok(h) => h,
                         Err(reason) => {
                             ctx.metrics.drops.fetch_add(1, Ordering::Relaxed);
@@ -324,8 +347,9 @@ impl Server {
                         }
                         continue;
                     }
-                    let info = HeraldInfo { seqno: parsed.seqno, aux2: parsed.aux2, path: parsed.path.map(<[u8]>::to_vec) };
+                    let info = HeraldInfo { seqno: parsed.seqno, aux2: parsed.aux2, path: parsed.path.map(<[u8]>::to_vec), local_ip };
                     d.herald(from, info);
+                    }
                 }
             }
         }
@@ -380,7 +404,7 @@ impl Dispatcher {
                 // Already replaced by a newer session: the client will repeat its herald.
                 Some(s) if s.id != id => {}
                 _ => {
-                    tracing::info!(%from, "new herald after data: the old session is closed as timed out");
+                    tracing::info!(%from, "new herald from a client with an earlier session: that session ends, a new one starts");
                     self.sessions.remove(&from.ip());
                     self.start(from, herald);
                 }
@@ -550,6 +574,28 @@ struct HeraldInfo {
     seqno: u32,
     aux2: u32,
     path: Option<Vec<u8>>,
+    /// The address the herald was sent to, when the OS told us (IP_PKTINFO).
+    local_ip: Option<IpAddr>,
+}
+
+/// Receives one herald-socket datagram (or one GRO batch) with its destination address.
+async fn recv_herald(
+    sock: &UdpSocket,
+    state: &UdpSocketState,
+    buf: &mut [u8],
+) -> io::Result<(usize, RecvMeta)> {
+    loop {
+        sock.readable().await?;
+        let mut meta = [RecvMeta::default()];
+        let mut bufs = [io::IoSliceMut::new(buf)];
+        match sock.try_io(Interest::READABLE, || {
+            state.recv(sock.into(), &mut bufs, &mut meta)
+        }) {
+            Ok(_) => return Ok((meta[0].len.min(buf.len()), meta[0])),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Work for the writer thread.
@@ -574,10 +620,15 @@ enum Cmd {
     },
 }
 
-fn session_socket(ctx: &Ctx, local: Option<SocketAddr>, peer: SocketAddr) -> io::Result<UdpSocket> {
-    // Bind to the herald socket's IP when it is specific (netdumpd binds to the herald's destination), so acks
-    // come from the address the client sent its herald to.
-    let ip = match local.map(|l| l.ip()) {
+fn session_socket(
+    ctx: &Ctx,
+    local: Option<SocketAddr>,
+    herald_dst: Option<IpAddr>,
+    peer: SocketAddr,
+) -> io::Result<UdpSocket> {
+    // Bind to the address the herald was sent to (or the herald socket's IP when it is specific), as netdumpd
+    // does, so acks come from the address the client sent its herald to.
+    let ip = match herald_dst.or(local.map(|l| l.ip())) {
         Some(ip) if !ip.is_unspecified() && ip.is_ipv4() == peer.is_ipv4() => ip,
         _ if peer.is_ipv4() => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         _ => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
@@ -635,7 +686,7 @@ async fn session_main(
     let files = tokio::task::spawn_blocking(move || store.open_dump(&h, ip, path.as_deref()))
         .await
         .map_err(io::Error::other)??;
-    let sock = Arc::new(session_socket(ctx, herald_local, peer)?);
+    let sock = Arc::new(session_socket(ctx, herald_local, herald.local_ip, peer)?);
     tracing::info!(host = %host, %peer, file = %files.dir().join(files.core_name()).display(),
         port = sock.local_addr().map(|a| a.port()).unwrap_or(0), aux2 = herald.aux2, "new dump from client");
 

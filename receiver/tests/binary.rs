@@ -18,17 +18,14 @@ fn bin() -> Command {
 
 /// Starts the daemon on 127.0.0.1:0 and reads "listening on ADDR" from its stdout.
 fn spawn(dir: &std::path::Path, extra: &[&str]) -> (Child, SocketAddr) {
+    spawn_bound(dir, Some("127.0.0.1"), extra)
+}
+
+/// Starts the daemon with `-a BIND` (all addresses when `None`) on an ephemeral port.
+fn spawn_bound(dir: &std::path::Path, bind: Option<&str>, extra: &[&str]) -> (Child, SocketAddr) {
     let mut child = bin()
-        .args([
-            "-D",
-            "-d",
-            dir.to_str().unwrap(),
-            "-a",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-resolve",
-        ])
+        .args(["-D", "-d", dir.to_str().unwrap(), "--port", "0", "--no-resolve"])
+        .args(bind.map(|b| ["-a", b]).iter().flatten())
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -266,4 +263,48 @@ fn write_error_stops_acking_and_is_recorded() {
     assert!(last.contains("File too large"), "{info}");
     signal(&child, "-TERM");
     assert!(child.wait().unwrap().success());
+}
+
+/// Bound to all addresses (netdumpd's default), the daemon answers from the address each herald was sent to:
+/// a FreeBSD client takes acks only from the server address it was given, so a receiver reached at one of
+/// several addresses must not answer from another (netdumpd uses IP_RECVDSTADDR for this; we use IP_PKTINFO).
+#[test]
+fn bound_to_all_addresses_it_answers_from_the_address_the_client_used() {
+    for bind in [None, Some("0.0.0.0")] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, addr) = spawn_bound(dir.path(), bind, &[]);
+        for (n, server_ip) in ["127.0.0.2", "127.0.0.3"].into_iter().enumerate() {
+            let server: SocketAddr = format!("{server_ip}:{}", addr.port()).parse().unwrap();
+            // The raw exchange: herald ack and session acks come from the herald's destination address.
+            let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let (seq, session) = exchange(&c, server, &raw_msg(1, 1, 0, b"")).unwrap();
+            assert_eq!(seq, 1);
+            assert_eq!(session.ip().to_string(), server_ip, "bind {bind:?}");
+            let (seq, from) = exchange(&c, session, &raw_msg(3, 2, 0, b"data")).unwrap();
+            assert_eq!((seq, from), (2, session));
+            assert_eq!(exchange(&c, session, &raw_msg(2, 3, 0, b"")).unwrap().0, 3);
+            assert!(
+                wait_info_closed(dir.path().join(format!("info.127.0.0.1.{}", 2 * n)))
+                    .ends_with("Dump complete\n")
+            );
+            // The FreeBSD client emulator, which like the kernel drops acks from any other address.
+            let core = pattern(300_000, 40 + n as u64);
+            client(server, Order::FreeBsd13)
+                .send_dump(&Dump {
+                    core: &core,
+                    kdh: None,
+                    key: None,
+                })
+                .unwrap_or_else(|e| panic!("bind {bind:?}, server {server}: {e}"));
+            let info = dir.path().join(format!("info.127.0.0.1.{}", 2 * n + 1));
+            assert!(wait_info_closed(info).ends_with("Dump complete\n"));
+            assert_eq!(
+                read(dir.path().join(format!("vmcore.127.0.0.1.{}", 2 * n + 1))),
+                core
+            );
+        }
+        signal(&child, "-TERM");
+        assert!(child.wait().unwrap().success());
+    }
 }
