@@ -90,6 +90,14 @@ fn bench_chunks(c: &mut Criterion) {
                 BatchSize::SmallInput,
             )
         });
+        // What the decryptor calls: no ciphertext copy to restore a failed record (with accel).
+        group.bench_function(format!("open_or_wipe/{aead}/{BACKEND}"), |b| {
+            b.iter_batched_ref(
+                || record.clone(),
+                |r| black_box(opener.open_chunk_or_wipe(3, r).unwrap()),
+                BatchSize::SmallInput,
+            )
+        });
     }
     group.finish();
 }

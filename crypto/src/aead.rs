@@ -7,8 +7,10 @@
 //! instead: same bytes, same errors, 2–3x faster on AES-NI/AVX2 machines (docs/perf/crypto.md). Two costs:
 //! * ring's key schedule cannot be wiped, so with `accel` the expanded key stays in freed heap memory after drop
 //!   (one boxed copy; the raw key bytes are not kept). `AeadCipher` is then not `ZeroizeOnDrop`.
-//! * ring decrypts and authenticates in one pass and zeroes the buffer on failure, so opening keeps a copy of the
-//!   ciphertext to restore it (the contract below: a failed open leaves the buffer unchanged).
+//! * ring decrypts and authenticates in one pass and zeroes the buffer on failure, so
+//!   [`AeadCipher::decrypt_in_place_detached`] keeps a copy of the ciphertext to restore it (its contract: a failed
+//!   open leaves the buffer unchanged). Callers that drop a record that fails use
+//!   [`AeadCipher::decrypt_in_place_detached_or_wipe`], which skips that copy (a 64 KiB memcpy per record).
 
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{AeadInOut, KeyInit};
@@ -162,6 +164,25 @@ impl AeadCipher {
         }
         .map_err(|_| Error::Decrypt)
     }
+
+    /// Like [`AeadCipher::decrypt_in_place_detached`], but on failure `buf` holds unspecified bytes (zeros with
+    /// `accel`, the unchanged ciphertext without). For callers that discard a record that fails: with `accel` it
+    /// saves the ciphertext copy the restoring variant needs.
+    pub fn decrypt_in_place_detached_or_wipe(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> Result<()> {
+        #[cfg(feature = "accel")]
+        if let Inner::Ring(k) = &self.0 {
+            let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::NonceLength)?;
+            let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Decrypt)?;
+            return k.open_or_wipe(nonce, aad, buf, tag);
+        }
+        self.decrypt_in_place_detached(nonce, aad, buf, tag)
+    }
 }
 
 /// The ring backend (`accel`).
@@ -232,25 +253,35 @@ mod accel {
             ciphertext.clear();
             ciphertext.reserve_exact(buf.len());
             ciphertext.extend_from_slice(buf);
-            let opened = self.key.open_in_place_separate_tag(
-                Nonce::assume_unique_for_key(*nonce),
-                Aad::from(aad),
-                Tag::from(*tag),
-                buf,
-                0..,
-            );
-            let result = match opened {
-                Ok(_) => Ok(()),
-                Err(_) => {
-                    buf.copy_from_slice(&ciphertext);
-                    Err(Error::Decrypt)
-                }
-            };
+            let result = self.open_or_wipe(nonce, aad, buf, tag);
+            if result.is_err() {
+                buf.copy_from_slice(&ciphertext);
+            }
             // Kept for the next record unless unusually large; try_with fails only while the thread exits.
             if ciphertext.capacity() <= KEEP_COPY_UP_TO {
                 let _ = CIPHERTEXT_COPY.try_with(|slot| slot.set(ciphertext));
             }
             result
+        }
+
+        /// Opens in place; on failure ring has zeroed `buf`.
+        pub(super) fn open_or_wipe(
+            &self,
+            nonce: &[u8; NONCE_LEN],
+            aad: &[u8],
+            buf: &mut [u8],
+            tag: &[u8; TAG_LEN],
+        ) -> Result<()> {
+            self.key
+                .open_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(*nonce),
+                    Aad::from(aad),
+                    Tag::from(*tag),
+                    buf,
+                    0..,
+                )
+                .map(|_| ())
+                .map_err(|_| Error::Decrypt)
         }
     }
 }
@@ -305,6 +336,12 @@ mod accel_tests {
             let mut opened = by_ring.clone();
             rustcrypto.decrypt_in_place_detached(&nonce, &aad, &mut opened, &tag).unwrap();
             prop_assert_eq!(&opened, &plain);
+            // The wiping variant opens the same records to the same plaintext.
+            for cipher in [&ring, &rustcrypto] {
+                let mut opened = by_ring.clone();
+                cipher.decrypt_in_place_detached_or_wipe(&nonce, &aad, &mut opened, &tag).unwrap();
+                prop_assert_eq!(&opened, &plain);
+            }
 
             // A flipped bit anywhere in ciphertext ‖ tag: the same error, the buffer unchanged.
             let mut record: Vec<u8> = by_ring.iter().chain(tag.iter()).copied().collect();
@@ -315,6 +352,65 @@ mod accel_tests {
                 let mut buf = ct.to_vec();
                 prop_assert_eq!(cipher.decrypt_in_place_detached(&nonce, &aad, &mut buf, bad_tag), Err(Error::Decrypt));
                 prop_assert_eq!(&buf[..], ct);
+            }
+            // The wiping variant fails the same way; ring leaves no plaintext behind (it zeroes the buffer).
+            for cipher in [&ring, &rustcrypto] {
+                let mut buf = ct.to_vec();
+                prop_assert_eq!(
+                    cipher.decrypt_in_place_detached_or_wipe(&nonce, &aad, &mut buf, bad_tag),
+                    Err(Error::Decrypt)
+                );
+            }
+            let mut buf = ct.to_vec();
+            let _ = ring.decrypt_in_place_detached_or_wipe(&nonce, &aad, &mut buf, bad_tag);
+            prop_assert!(buf.iter().all(|&b| b == 0));
+        }
+    }
+
+    /// `open_chunk_or_wipe` opens what `open_chunk` opens and rejects what it rejects, with the same error.
+    #[test]
+    fn chunk_open_or_wipe_agrees_with_open_chunk() {
+        use crate::seal::{self, HeaderView, Metadata, Params, Recipient};
+        use crate::{DumpKey, X25519Secret};
+
+        let mut rng = rand::rng();
+        for aead in [AeadId::Aes256Gcm, AeadId::ChaCha20Poly1305] {
+            let dk = DumpKey::generate(&mut rng);
+            let public = X25519Secret::generate(&mut rng).public_key();
+            let params = Params {
+                aead,
+                ..Params::default()
+            };
+            let mut header = [0u8; seal::MAX_HEADER_LEN];
+            let (len, sealer) = seal::write_header(
+                &mut header,
+                &params,
+                &dk,
+                [4; 16],
+                &[Recipient::X25519 { public }],
+                &Metadata::default(),
+                &mut rng,
+            )
+            .unwrap();
+            let opener = HeaderView::parse(&header[..len]).unwrap().open(&dk).unwrap();
+            let plain: Vec<u8> = (0..1000u32).map(|i| (i * 31) as u8).collect();
+            let mut record = plain.clone();
+            let tag = sealer.seal_chunk(7, &mut record).unwrap();
+            record.extend_from_slice(&tag);
+
+            let mut opened = record.clone();
+            assert_eq!(opener.open_chunk_or_wipe(7, &mut opened), Ok(plain.len()));
+            assert_eq!(&opened[..plain.len()], &plain[..]);
+            // Wrong index, flipped bit, bad lengths: the same errors as open_chunk, and no plaintext left behind.
+            let mut flipped = record.clone();
+            flipped[3] ^= 0x40;
+            for (index, rec) in [(8, record.clone()), (7, flipped), (7, record[..16].to_vec())] {
+                let mut a = rec.clone();
+                let mut b = rec.clone();
+                let expected = opener.open_chunk(index, &mut a);
+                assert!(expected.is_err());
+                assert_eq!(opener.open_chunk_or_wipe(index, &mut b), expected);
+                assert_ne!(&b[..b.len().min(plain.len())], &plain[..b.len().min(plain.len())]);
             }
         }
     }
@@ -335,6 +431,14 @@ mod accel_tests {
                 );
                 assert_eq!(
                     cipher.decrypt_in_place_detached(&[0; NONCE_LEN], b"", &mut buf, &[0; 15]),
+                    Err(Error::Decrypt)
+                );
+                assert_eq!(
+                    cipher.decrypt_in_place_detached_or_wipe(&[0; 16], b"", &mut buf, &[0; TAG_LEN]),
+                    Err(Error::NonceLength)
+                );
+                assert_eq!(
+                    cipher.decrypt_in_place_detached_or_wipe(&[0; NONCE_LEN], b"", &mut buf, &[0; 15]),
                     Err(Error::Decrypt)
                 );
                 assert_eq!(buf, [1u8; 40]);

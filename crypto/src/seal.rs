@@ -789,6 +789,21 @@ impl ChunkOpener {
         Ok(len)
     }
 
+    /// Like [`ChunkOpener::open_chunk`], but a record that fails is left with unspecified bytes (zeros with the
+    /// `accel` backend) instead of its ciphertext. For callers that discard failed records (the decryptor reports
+    /// them and zero-fills their plaintext): it saves the accel backend a copy of every record.
+    pub fn open_chunk_or_wipe(&self, index: u64, record: &mut [u8]) -> Result<usize> {
+        if !(TAG_LEN + 1..=self.record_size()).contains(&record.len()) {
+            return Err(Error::ChunkLength);
+        }
+        let len = record.len() - TAG_LEN;
+        let (ct, tag) = record.split_at_mut(len);
+        self.cipher
+            .decrypt_in_place_detached_or_wipe(&record_nonce(index, false), &self.header_hash, ct, tag)
+            .map_err(|_| Error::ChunkAuth { index })?;
+        Ok(len)
+    }
+
     /// Decrypts and checks the trailer record (48 bytes) expected at `index`.
     pub fn open_trailer(&self, index: u64, record: &[u8]) -> Result<Trailer> {
         let record: &[u8; TRAILER_RECORD_LEN] = record.try_into().map_err(|_| Error::TrailerAuth)?;
