@@ -374,6 +374,21 @@ pub fn send(args: &[&std::ffi::OsStr]) -> Output {
         .unwrap()
 }
 
+/// `sealdump-send --client-port 0 -q ARGS… -` started with a pipe on its stdin (stderr piped too); the caller
+/// writes the dump into the returned stdin and drops it to end the dump.
+pub fn spawn_send_from_stdin(args: &[&std::ffi::OsStr]) -> (Child, std::process::ChildStdin) {
+    let mut child = Command::new(bin("sealdump-send"))
+        .args(["--client-port", "0", "-q"])
+        .args(args)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin)
+}
+
 /// Shorthand for an `&OsStr` argument.
 pub fn os<S: AsRef<std::ffi::OsStr> + ?Sized>(s: &S) -> &std::ffi::OsStr {
     s.as_ref()

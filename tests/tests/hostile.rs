@@ -200,15 +200,8 @@ fn herald_floods_and_malformed_datagrams_do_not_disturb_a_dump() {
 
     // The dump goes through stdin, and the flood runs while the client waits for the second half, so the flood
     // is sure to hit a live session (a loopback dump of a file can finish before a flood thread gets going).
-    let mut child = Command::new(bin("sealdump-send"))
-        .args(["-q", "--to", &rx.addr, "--recipient"])
-        .arg(&public)
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let (child, mut stdin) =
+        spawn_send_from_stdin(&[os("--to"), os(&rx.addr), os("--recipient"), os(&public)]);
     let half = data.len() / 2;
     stdin.write_all(&data[..half]).unwrap();
     let session: SocketAddr = format!("127.0.0.1:{}", session_port(&rx)).parse().unwrap();
