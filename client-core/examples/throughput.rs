@@ -8,9 +8,22 @@
 use std::time::Instant as WallClock;
 
 use sealdump_client_core::{
-    Buffers, Client, Config, Event, Instant, Mode, SlotState, ram_required, seal, slot_len,
+    Buffers, Client, Config, DumpSource, Event, Instant, Mode, SlotState, SourceError, TAG_LEN,
+    chunk_buffer_len, datagram_len, ram_required, seal, tag_slots,
 };
 use sealdump_wire::netdump::Packet;
+
+/// The dump: one block repeated (offset `o` is `block[o % len]`).
+struct Repeated<'a>(&'a [u8]);
+
+impl DumpSource for Repeated<'_> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = self.0[((offset + i as u64) % self.0.len() as u64) as usize];
+        }
+        Ok(())
+    }
+}
 
 fn main() {
     let mib: usize = std::env::args()
@@ -23,11 +36,13 @@ fn main() {
     let public = sealdump_crypto::X25519Secret::from_bytes([5; 32]).public_key();
     let recipients = [seal::Recipient::X25519 { public }];
     let server = "127.0.0.1:20023".parse().unwrap();
-    println!(
-        "RAM for window 256, payload 1448, chunk 64 KiB: {} bytes (Client itself: {} bytes)",
-        ram_required(256, 1448, 65_536),
-        core::mem::size_of::<Client<'static>>()
-    );
+    for window in [256, 1024] {
+        println!(
+            "RAM for window {window}, payload 1448, chunk 64 KiB: {} bytes (Client itself: {} bytes)",
+            ram_required(window, 1448, 65_536),
+            core::mem::size_of::<Client<'static>>()
+        );
+    }
     for (name, aead) in [
         ("plain", None),
         (
@@ -49,16 +64,15 @@ fn main() {
                     metadata: seal::Metadata::default(),
                 },
             };
-            let mut slots = vec![0u8; 256 * slot_len(payload)];
             let mut states = vec![SlotState::EMPTY; 256];
-            let mut chunk = vec![0u8; 65_536 + 16];
+            let mut chunks = vec![0u8; chunk_buffer_len(65_536)];
             let mut header = vec![0u8; 4096];
+            let mut tags = vec![[0u8; TAG_LEN]; tag_slots(256, payload, 65_536)];
             let buffers = Buffers {
-                slots: &mut slots,
-                slot_len: slot_len(payload),
                 slot_state: &mut states,
-                chunk: &mut chunk,
+                chunks: &mut chunks,
                 header: &mut header,
+                tags: &mut tags,
             };
             let config = Config {
                 payload_size: payload,
@@ -66,7 +80,7 @@ fn main() {
             };
             let mut rng = rand::rng();
             let mut client = Client::new(config, buffers, &mut rng, Instant::from_micros(0)).unwrap();
-            let mut buf = vec![0u8; slot_len(payload)];
+            let mut buf = vec![0u8; datagram_len(payload)];
             let started = WallClock::now();
             let mut now = 0u64;
             let mut remaining = mib;
@@ -91,7 +105,7 @@ fn main() {
                     finished = true;
                 }
                 let mut acks = Vec::new();
-                while let Some(tx) = client.poll_transmit(t, &mut buf) {
+                while let Some(tx) = client.poll_transmit(t, &mut buf, &Repeated(&data)) {
                     acks.push(Packet::new_unchecked(&buf[..tx.len]).seqno());
                 }
                 for seqno in acks {

@@ -1,5 +1,11 @@
-//! The client state machine: ring of packet slots, transport (RTT, loss detection, AIMD) and the sealing
+//! The client state machine: ring of per-packet state, transport (RTT, loss detection, AIMD) and the sealing
 //! pipeline in front of it.
+//!
+//! No packet bytes are kept. The record stream is produced chunk by chunk into two chunk buffers; a message is
+//! built straight into the caller's transmit buffer from them (VMCORE), from the seal header (EKCD_KEY), the
+//! trailer record, or from state (HERALD, KDH, FINISHED). A retransmission whose chunk is no longer buffered
+//! reads the chunk's plaintext again from the caller's [`DumpSource`] and seals it again: same key, same nonce
+//! (the chunk index), so the same bytes, which is checked against the chunk's tag kept since the first sealing.
 
 use core::time::Duration;
 
@@ -12,8 +18,8 @@ use crate::rtt::RttEstimator;
 use crate::seal::{self, ChunkSealer, Trailer, TrailerStatus};
 use crate::slot::{SlotState, Status};
 use crate::{
-    Buffers, Config, Error, Event, FailReason, HEADER_BUFFER_LEN, Instant, MAX_HERALD_PATH, MAX_PAYLOAD_SIZE,
-    MIN_PAYLOAD_SIZE, Mode, SocketAddr, Stats, TAG_LEN, Transmit,
+    Buffers, Config, DumpSource, Error, Event, FailReason, HEADER_BUFFER_LEN, Instant, MAX_HERALD_PATH,
+    MAX_PAYLOAD_SIZE, MIN_PAYLOAD_SIZE, Mode, PLAIN_CHUNK_SIZE, SocketAddr, Stats, TAG_LEN, Transmit,
 };
 
 /// A packet is lost once a packet sent this many transmissions after it has been acked (fast retransmit after
@@ -32,11 +38,9 @@ enum Stage {
     Key { pos: usize },
     /// Accepting dump bytes.
     Writing,
-    /// `finish`/`abort` was called: seal the partial chunk, build the trailer.
+    /// `finish`/`abort` was called: seal the partial chunk and the trailer.
     SealLast,
-    /// Queueing the trailer record; `pos` bytes are queued.
-    Trailer { pos: usize },
-    /// Closing the partly filled last VMCORE message.
+    /// Queueing the rest of the record stream, the last message possibly short.
     Flush,
     /// Queueing the (redacted) kernel dump header.
     Kdh,
@@ -52,30 +56,28 @@ enum End {
     Abort,
 }
 
-/// The VMCORE message being filled at the ring's `next_alloc`.
-#[derive(Copy, Clone, Debug)]
-struct Fill {
-    len: usize,
-    offset: u64,
+/// What one chunk buffer holds.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+enum Held {
+    Empty,
+    /// Plaintext of the chunk being written (`Client::chunk_fill` bytes of chunk `Client::chunk_index`); in
+    /// plain mode these bytes are already part of the record stream.
+    Filling,
+    /// The record of this chunk (sealed: ciphertext and tag; plain: the bytes as they are).
+    Record(u64),
 }
 
-/// The packet ring: slot storage and the sequence pointers.
+/// The packet ring: per-packet state and the sequence pointers.
 ///
 /// Sequence numbers are 64-bit internally (the wire carries the low 32 bits); seq `s` lives in slot
 /// `s % slots`, so at most `slots` packets exist between the oldest unacked one and the newest.
-/// `[base, next_send)` were sent at least once, `[next_send, next_alloc)` wait for their first send, and
-/// `fill` (if any) is being built at `next_alloc`.
+/// `[base, next_send)` were sent at least once, `[next_send, next_alloc)` wait for their first send.
 struct Ring<'a> {
-    slots: &'a mut [u8],
     states: &'a mut [SlotState],
-    slot_len: usize,
     payload_size: usize,
     base: u64,
     next_send: u64,
     next_alloc: u64,
-    fill: Option<Fill>,
-    /// Record-stream bytes queued so far (the offset of the next VMCORE byte).
-    stream_len: u64,
 }
 
 impl Ring<'_> {
@@ -91,96 +93,30 @@ impl Ring<'_> {
         self.next_alloc - self.base < self.size()
     }
 
-    fn packet(&self, index: usize) -> &[u8] {
-        let start = index * self.slot_len;
-        &self.slots[start..start + self.slot_len]
-    }
-
-    fn packet_mut(&mut self, index: usize) -> &mut [u8] {
-        let start = index * self.slot_len;
-        &mut self.slots[start..start + self.slot_len]
-    }
-
-    fn queue(&mut self, index: usize, msg_type: MessageType, seq: u64, len: usize) {
+    /// Queues one message; `None` if the ring is full.
+    fn alloc(&mut self, msg_type: MessageType, offset: u64, len: usize) -> Option<u64> {
+        if !self.has_free_slot() || len > self.payload_size {
+            return None;
+        }
+        let seq = self.next_alloc;
+        let index = self.index(seq);
         self.states[index] = SlotState {
             status: Status::Queued,
             msg_type: msg_type as u8,
             retransmits: 0,
             resent_after_timeout: false,
             len: len as u32,
-            seq,
+            offset,
             tx: 0,
             sent_at_us: 0,
         };
         self.next_alloc += 1;
-    }
-
-    /// Queues one complete message; `None` if the ring is full.
-    fn alloc_packet(&mut self, msg_type: MessageType, offset: u64, payload: &[u8]) -> Option<u64> {
-        self.close_fill();
-        if !self.has_free_slot() || payload.len() > self.payload_size {
-            return None;
-        }
-        let seq = self.next_alloc;
-        let index = self.index(seq);
-        let buf = self.packet_mut(index);
-        buf[HEADER_LEN..HEADER_LEN + payload.len()].copy_from_slice(payload);
-        netdump::emit_header(buf, msg_type, seq as u32, offset, payload.len() as u32, 0).ok()?;
-        self.queue(index, msg_type, seq, HEADER_LEN + payload.len());
         Some(seq)
-    }
-
-    /// Appends record-stream bytes as VMCORE payload; returns how many fit.
-    fn push_stream(&mut self, data: &[u8]) -> usize {
-        let mut taken = 0;
-        while taken < data.len() {
-            let fill = match self.fill {
-                Some(fill) => fill,
-                None if self.has_free_slot() => Fill {
-                    len: 0,
-                    offset: self.stream_len,
-                },
-                None => break,
-            };
-            let n = (self.payload_size - fill.len).min(data.len() - taken);
-            let index = self.index(self.next_alloc);
-            let at = HEADER_LEN + fill.len;
-            self.packet_mut(index)[at..at + n].copy_from_slice(&data[taken..taken + n]);
-            taken += n;
-            self.stream_len += n as u64;
-            self.fill = Some(Fill {
-                len: fill.len + n,
-                ..fill
-            });
-            if fill.len + n == self.payload_size {
-                self.close_fill();
-            }
-        }
-        taken
-    }
-
-    /// Turns the partly filled VMCORE message into a queued one.
-    fn close_fill(&mut self) {
-        if let Some(fill) = self.fill.take() {
-            let seq = self.next_alloc;
-            let index = self.index(seq);
-            let buf = self.packet_mut(index);
-            // Cannot fail: fill.len <= payload_size <= MAX_PAYLOAD and the slot holds 24 + payload_size.
-            let _ = netdump::emit_header(
-                buf,
-                MessageType::Vmcore,
-                seq as u32,
-                fill.offset,
-                fill.len as u32,
-                0,
-            );
-            self.queue(index, MessageType::Vmcore, seq, HEADER_LEN + fill.len);
-        }
     }
 
     /// Nothing queued or unacked.
     fn is_empty(&self) -> bool {
-        self.base == self.next_alloc && self.fill.is_none()
+        self.base == self.next_alloc
     }
 }
 
@@ -194,20 +130,36 @@ pub struct Client<'a> {
     give_up_after: Duration,
     ring: Ring<'a>,
 
-    // Sealing pipeline.
+    // Record stream: chunks of `chunk_size` plaintext bytes, each a record of `chunk_size + overhead` bytes
+    // (overhead = the tag when sealed), the last one possibly short, then (sealed) the trailer record.
     sealer: Option<ChunkSealer>,
-    chunk: &'a mut [u8],
+    chunk_size: usize,
+    overhead: usize,
+    /// Two buffers of `chunk_size + TAG_LEN` bytes.
+    chunks: &'a mut [u8],
+    held: [Held; 2],
+    /// Tag of chunk `i` at `tags[i % tags.len()]` while the chunk has unacked bytes (sealed mode).
+    tags: &'a mut [[u8; TAG_LEN]],
     header: &'a mut [u8],
     header_len: usize,
-    /// Plaintext bytes in the chunk buffer (not yet sealed).
+    /// Plaintext bytes in the filling chunk buffer.
     chunk_fill: usize,
-    /// Index of the next chunk to seal.
+    /// Index of the chunk being written (= number of chunks completed).
     chunk_index: u64,
-    /// Plaintext bytes sealed so far.
+    /// Plaintext length of the final, short chunk once the dump has ended.
+    last_chunk: Option<(u64, usize)>,
+    /// Plaintext bytes completed into records so far.
     sealed_total: u64,
-    /// A sealed record `chunk[drain_pos..drain_len]` still to be queued.
-    drain_pos: usize,
-    drain_len: usize,
+    /// Record-stream bytes produced (complete records and trailer).
+    stream_ready: u64,
+    /// Record-stream bytes queued as VMCORE messages.
+    stream_queued: u64,
+    /// Record-stream bytes sent at least once.
+    stream_sent: u64,
+    /// Record-stream bytes below this are acked, as is every message before them.
+    stream_acked: u64,
+    /// Stream offset of the trailer record (sealed mode, once sealed).
+    trailer_at: Option<u64>,
     trailer: [u8; TRAILER_RECORD_LEN],
     architecture: &'a [u8],
     dump_time: u64,
@@ -259,6 +211,7 @@ impl core::fmt::Debug for Client<'_> {
             .field("base", &self.ring.base)
             .field("next_send", &self.ring.next_send)
             .field("next_alloc", &self.ring.next_alloc)
+            .field("held", &self.held)
             .field("in_flight", &self.in_flight)
             .field("lost", &self.lost)
             .field("ssthresh", &self.cc.ssthresh())
@@ -286,12 +239,6 @@ impl<'a> Client<'a> {
         if slot_count < 2 || config.window == 0 || config.window > slot_count {
             return Err(Error::Window);
         }
-        let needed = slot_count
-            .checked_mul(buffers.slot_len)
-            .ok_or(Error::SlotBuffer)?;
-        if buffers.slot_len < HEADER_LEN + config.payload_size || buffers.slots.len() < needed {
-            return Err(Error::SlotBuffer);
-        }
         if config.herald_path.len() > MAX_HERALD_PATH
             || config.herald_path.len() + 1 > config.payload_size
             || config.herald_path.contains(&0)
@@ -304,6 +251,7 @@ impl<'a> Client<'a> {
         let mut header_len = 0;
         let mut architecture: &'a [u8] = &[];
         let mut dump_time = 0;
+        let mut chunk_size = PLAIN_CHUNK_SIZE;
         if let Mode::Sealed {
             params,
             recipients,
@@ -313,6 +261,9 @@ impl<'a> Client<'a> {
         {
             if buffers.header.len() < HEADER_BUFFER_LEN {
                 return Err(Error::HeaderBuffer);
+            }
+            if buffers.tags.len() < 2 {
+                return Err(Error::TagBuffer);
             }
             let dk = match dump_key {
                 Some(dk) => dk,
@@ -330,13 +281,14 @@ impl<'a> Client<'a> {
                 rng,
             )
             .map_err(Error::Crypto)?;
-            if buffers.chunk.len() < s.chunk_size() + TAG_LEN {
-                return Err(Error::ChunkBuffer);
-            }
+            chunk_size = s.chunk_size();
             header_len = len;
             sealer = Some(s);
             architecture = metadata.architecture;
             dump_time = params.time;
+        }
+        if buffers.chunks.len() < crate::chunk_buffer_len(chunk_size) {
+            return Err(Error::ChunkBuffer);
         }
 
         let window = config.window;
@@ -347,30 +299,34 @@ impl<'a> Client<'a> {
             window,
             give_up_after: config.give_up_after,
             ring: Ring {
-                slots: buffers.slots,
                 states: buffers.slot_state,
-                slot_len: buffers.slot_len,
                 payload_size: config.payload_size,
                 base: HERALD_SEQ + 1,
                 next_send: HERALD_SEQ + 1,
                 next_alloc: HERALD_SEQ + 1,
-                fill: None,
-                stream_len: 0,
             },
             stage: if sealer.is_some() {
                 Stage::Key { pos: 0 }
             } else {
                 Stage::Writing
             },
+            overhead: if sealer.is_some() { TAG_LEN } else { 0 },
             sealer,
-            chunk: buffers.chunk,
+            chunk_size,
+            chunks: buffers.chunks,
+            held: [Held::Empty; 2],
+            tags: buffers.tags,
             header: buffers.header,
             header_len,
             chunk_fill: 0,
             chunk_index: 0,
+            last_chunk: None,
             sealed_total: 0,
-            drain_pos: 0,
-            drain_len: 0,
+            stream_ready: 0,
+            stream_queued: 0,
+            stream_sent: 0,
+            stream_acked: 0,
+            trailer_at: None,
             trailer: [0; TRAILER_RECORD_LEN],
             architecture,
             dump_time,
@@ -413,9 +369,16 @@ impl<'a> Client<'a> {
         &self.header[..self.header_len]
     }
 
-    /// Record-stream bytes queued so far (= the receiver's vmcore file length once all is acked).
+    /// Record-stream bytes produced so far (= the receiver's vmcore file length once all is acked).
     pub fn stream_len(&self) -> u64 {
-        self.ring.stream_len
+        self.stream_ready
+    }
+
+    /// Dump offset below which the client will never ask its [`DumpSource`] again: a source that cannot seek
+    /// (a pipe) may forget the bytes before it. Everything from it up to the bytes written may still be asked
+    /// for, a whole chunk at a time.
+    pub fn retained_from(&self) -> u64 {
+        self.chunk_of(self.stream_acked) * self.chunk_size as u64
     }
 
     /// Current counters.
@@ -432,8 +395,10 @@ impl<'a> Client<'a> {
         self.outcome.is_some()
     }
 
-    /// Takes as many dump bytes as fit now and returns that count; 0 means the window (or, sealed, the chunk
-    /// pipeline) is full until acks arrive, or `finish`/`abort` was already called.
+    /// Takes as many dump bytes as fit now and returns that count; 0 means the pipeline is full until acks
+    /// arrive (or `finish`/`abort` was already called). The bytes are the dump from offset
+    /// `stats().bytes_written` on; the [`DumpSource`] given to [`Client::poll_transmit`] must return the same
+    /// bytes at the same offsets when asked.
     pub fn write(&mut self, data: &[u8]) -> usize {
         if self.outcome.is_some() || self.end.is_some() {
             return 0;
@@ -442,26 +407,26 @@ impl<'a> Client<'a> {
         if self.stage != Stage::Writing {
             return 0;
         }
-        let taken = if self.sealer.is_none() {
-            self.ring.push_stream(data)
-        } else {
-            let chunk_size = self.chunk_size();
-            let mut taken = 0;
-            while taken < data.len() && self.drain_pos >= self.drain_len {
-                let n = (chunk_size - self.chunk_fill).min(data.len() - taken);
-                self.chunk[self.chunk_fill..self.chunk_fill + n].copy_from_slice(&data[taken..taken + n]);
-                self.chunk_fill += n;
-                taken += n;
-                if self.chunk_fill == chunk_size {
-                    if !self.seal_chunk() {
-                        break;
-                    }
-                    self.pump();
-                }
+        let mut taken = 0;
+        while taken < data.len() {
+            let Some(b) = self.filling_buffer() else {
+                break;
+            };
+            let n = (self.chunk_size - self.chunk_fill).min(data.len() - taken);
+            let at = b * self.buffer_len() + self.chunk_fill;
+            self.chunks[at..at + n].copy_from_slice(&data[taken..taken + n]);
+            self.chunk_fill += n;
+            taken += n;
+            if self.sealer.is_none() {
+                // Plain bytes are final as written: they can go out before their chunk is complete.
+                self.stream_ready += n as u64;
             }
-            taken
-        };
+            if self.chunk_fill == self.chunk_size && !self.complete_chunk(b) {
+                break;
+            }
+        }
         self.stats.bytes_written += taken as u64;
+        self.queue_stream(false);
         taken
     }
 
@@ -489,10 +454,6 @@ impl<'a> Client<'a> {
         self.pump();
     }
 
-    fn chunk_size(&self) -> usize {
-        self.sealer.as_ref().map_or(0, ChunkSealer::chunk_size)
-    }
-
     fn fail(&mut self, reason: FailReason) {
         if self.outcome.is_none() {
             self.outcome = Some(Event::Failed(reason));
@@ -501,40 +462,120 @@ impl<'a> Client<'a> {
         }
     }
 
-    /// Seals the chunk buffer in place and schedules it for queueing. False (and the dump failed) on error.
-    fn seal_chunk(&mut self) -> bool {
-        let Some(sealer) = self.sealer.as_ref() else {
-            return false;
-        };
-        let len = self.chunk_fill;
-        match sealer.seal_chunk(self.chunk_index, &mut self.chunk[..len]) {
-            Ok(tag) => {
-                self.chunk[len..len + TAG_LEN].copy_from_slice(&tag);
-                self.drain_pos = 0;
-                self.drain_len = len + TAG_LEN;
-                self.chunk_fill = 0;
-                self.chunk_index += 1;
-                self.sealed_total += len as u64;
-                true
-            }
-            Err(e) => {
-                self.fail(FailReason::Crypto(e));
-                false
-            }
+    /// Bytes per chunk buffer.
+    fn buffer_len(&self) -> usize {
+        self.chunk_size + TAG_LEN
+    }
+
+    /// Record size of a full chunk.
+    fn record_size(&self) -> u64 {
+        (self.chunk_size + self.overhead) as u64
+    }
+
+    /// The chunk whose record holds stream offset `offset` (the trailer counts as past the last chunk).
+    fn chunk_of(&self, offset: u64) -> u64 {
+        offset / self.record_size()
+    }
+
+    /// Plaintext length of chunk `index` (every chunk is full but the last).
+    fn chunk_len(&self, index: u64) -> usize {
+        match self.last_chunk {
+            Some((last, len)) if last == index => len,
+            _ => self.chunk_size,
         }
     }
 
-    /// Moves pending producer work (sealed record, header, trailer, KDH, FINISHED) into free slots.
+    fn record_end(&self, index: u64) -> u64 {
+        index * self.record_size() + (self.chunk_len(index) + self.overhead) as u64
+    }
+
+    /// The buffer holding the chunk being written, claiming one if needed; `None` while the pipeline is full:
+    /// an older chunk still waits for its first transmission, no buffer is free of unsent bytes, or (sealed)
+    /// the tag slot is still taken by a chunk with unacked bytes.
+    fn filling_buffer(&mut self) -> Option<usize> {
+        if let Some(b) = self.held.iter().position(|h| *h == Held::Filling) {
+            return Some(b);
+        }
+        let index = self.chunk_index;
+        // Everything that can be sent was, and the rest is short of a message: only more data moves the dump.
+        // (With messages longer than a record, that rest can span both buffers, and one must be given up.)
+        let starved = self.stream_sent == self.stream_queued
+            && self.stream_ready - self.stream_queued < self.ring.payload_size as u64;
+        if index > 0 && self.stream_sent < (index - 1) * self.record_size() && !starved {
+            return None;
+        }
+        if self.sealer.is_some() {
+            let slots = self.tags.len() as u64;
+            if index >= slots && self.record_end(index - slots) > self.stream_acked {
+                return None;
+            }
+        }
+        let claimable = |h: Held, any_record: bool| match h {
+            Held::Empty => true,
+            Held::Filling => false,
+            Held::Record(i) => any_record || self.record_end(i) <= self.stream_sent,
+        };
+        let b = (0..2)
+            .find(|&b| claimable(self.held[b], false))
+            .or_else(|| (0..2).find(|&b| starved && claimable(self.held[b], true)))?;
+        self.held[b] = Held::Filling;
+        Some(b)
+    }
+
+    /// Seals (or, plain, freezes) the filling buffer `b` as chunk `chunk_index` and adds it to the record
+    /// stream. False (and the dump failed) on error.
+    fn complete_chunk(&mut self, b: usize) -> bool {
+        let len = self.chunk_fill;
+        let index = self.chunk_index;
+        let at = b * self.buffer_len();
+        if let Some(sealer) = self.sealer.as_ref() {
+            match sealer.seal_chunk(index, &mut self.chunks[at..at + len]) {
+                Ok(tag) => {
+                    self.chunks[at + len..at + len + TAG_LEN].copy_from_slice(&tag);
+                    let slot = (index % self.tags.len() as u64) as usize;
+                    self.tags[slot] = tag;
+                }
+                Err(e) => {
+                    self.fail(FailReason::Crypto(e));
+                    return false;
+                }
+            }
+        }
+        self.held[b] = Held::Record(index);
+        self.chunk_fill = 0;
+        self.chunk_index += 1;
+        self.sealed_total += len as u64;
+        if self.sealer.is_some() {
+            self.stream_ready += (len + TAG_LEN) as u64;
+        }
+        true
+    }
+
+    /// Queues the produced record stream as VMCORE messages of `payload_size` bytes while the ring has room;
+    /// with `flush`, the last one may be short.
+    fn queue_stream(&mut self, flush: bool) {
+        let payload = self.ring.payload_size as u64;
+        while self.stream_queued < self.stream_ready {
+            let len = (self.stream_ready - self.stream_queued).min(payload);
+            if len < payload && !flush {
+                return;
+            }
+            if self
+                .ring
+                .alloc(MessageType::Vmcore, self.stream_queued, len as usize)
+                .is_none()
+            {
+                return;
+            }
+            self.stream_queued += len;
+        }
+    }
+
+    /// Moves pending producer work (header, last chunk, trailer, stream, KDH, FINISHED) into the ring.
     fn pump(&mut self) {
         loop {
             if self.outcome.is_some() {
                 return;
-            }
-            if self.drain_pos < self.drain_len {
-                self.drain_pos += self.ring.push_stream(&self.chunk[self.drain_pos..self.drain_len]);
-                if self.drain_pos < self.drain_len {
-                    return;
-                }
             }
             match self.stage {
                 Stage::Key { pos } => {
@@ -545,7 +586,7 @@ impl<'a> Client<'a> {
                     let end = (pos + self.ring.payload_size).min(self.header_len);
                     if self
                         .ring
-                        .alloc_packet(MessageType::EkcdKey, pos as u64, &self.header[pos..end])
+                        .alloc(MessageType::EkcdKey, pos as u64, end - pos)
                         .is_none()
                     {
                         return;
@@ -553,34 +594,36 @@ impl<'a> Client<'a> {
                     self.stage = Stage::Key { pos: end };
                 }
                 Stage::Writing => {
+                    self.queue_stream(false);
                     if self.end.is_none() {
                         return;
                     }
                     self.stage = Stage::SealLast;
                 }
                 Stage::SealLast => {
-                    if self.sealer.is_some() {
-                        if self.chunk_fill > 0 && !self.seal_chunk() {
+                    if self.chunk_fill > 0 {
+                        let Some(b) = self.held.iter().position(|h| *h == Held::Filling) else {
+                            return;
+                        };
+                        self.last_chunk = Some((self.chunk_index, self.chunk_fill));
+                        if !self.complete_chunk(b) {
                             return;
                         }
+                    }
+                    if self.sealer.is_some() {
                         if !self.seal_trailer() {
                             return;
                         }
-                        self.stage = Stage::Trailer { pos: 0 };
-                    } else {
-                        self.stage = Stage::Flush;
-                    }
-                }
-                Stage::Trailer { pos } => {
-                    let pos = pos + self.ring.push_stream(&self.trailer[pos..]);
-                    if pos < TRAILER_RECORD_LEN {
-                        self.stage = Stage::Trailer { pos };
-                        return;
+                        self.trailer_at = Some(self.stream_ready);
+                        self.stream_ready += TRAILER_RECORD_LEN as u64;
                     }
                     self.stage = Stage::Flush;
                 }
                 Stage::Flush => {
-                    self.ring.close_fill();
+                    self.queue_stream(true);
+                    if self.stream_queued < self.stream_ready {
+                        return;
+                    }
                     self.stage = if self.end == Some(End::Abort) {
                         Stage::Drain
                     } else {
@@ -588,14 +631,13 @@ impl<'a> Client<'a> {
                     };
                 }
                 Stage::Kdh => {
-                    let header = self.kdh_to_send();
-                    if self.ring.alloc_packet(MessageType::Kdh, 0, &header).is_none() {
+                    if self.ring.alloc(MessageType::Kdh, 0, kdh::KDH_LEN).is_none() {
                         return;
                     }
                     self.stage = Stage::Fin;
                 }
                 Stage::Fin => {
-                    let Some(seq) = self.ring.alloc_packet(MessageType::Finished, 0, &[]) else {
+                    let Some(seq) = self.ring.alloc(MessageType::Finished, 0, 0) else {
                         return;
                     };
                     self.finished_seq = Some(seq);
@@ -648,7 +690,7 @@ impl<'a> Client<'a> {
             architecture: given.as_ref().map_or(self.architecture, |g| g.architecture),
             version: kdh::CURRENT_VERSION,
             architecture_version: given.as_ref().map_or(0, |g| g.architecture_version),
-            dump_length: self.ring.stream_len,
+            dump_length: self.stream_ready,
             dump_time: given.as_ref().map_or(self.dump_time, |g| g.dump_time),
             dump_key_size: self.header_len as u32,
             block_size: kdh::NETDUMP_BLOCK_SIZE,
@@ -656,7 +698,7 @@ impl<'a> Client<'a> {
             version_string: &[],
             panic_string: &[],
             compression: 0,
-            dump_extent: self.ring.stream_len,
+            dump_extent: self.stream_ready,
             parity_ok: true,
         };
         if repr.emit(&mut out).is_err() {
@@ -665,6 +707,132 @@ impl<'a> Client<'a> {
             let _ = repr.emit(&mut out);
         }
         out
+    }
+
+    /// Copies record-stream bytes `[offset, offset + out.len())` into `out`, bringing back any chunk that is no
+    /// longer buffered from `source`.
+    fn copy_stream<S: DumpSource + ?Sized>(
+        &mut self,
+        offset: u64,
+        out: &mut [u8],
+        source: &S,
+    ) -> Result<(), FailReason> {
+        let mut done = 0;
+        while done < out.len() {
+            let pos = offset + done as u64;
+            let (from, n) = match self.trailer_at {
+                Some(at) if pos >= at => {
+                    let within = (pos - at) as usize;
+                    let n = (TRAILER_RECORD_LEN - within.min(TRAILER_RECORD_LEN)).min(out.len() - done);
+                    out[done..done + n].copy_from_slice(&self.trailer[within..within + n]);
+                    (None, n)
+                }
+                _ => {
+                    let index = self.chunk_of(pos);
+                    let within = (pos - index * self.record_size()) as usize;
+                    let record_len = self.chunk_len(index) + self.overhead;
+                    let n = record_len.saturating_sub(within).min(out.len() - done);
+                    (Some((index, within)), n)
+                }
+            };
+            if n == 0 {
+                // Cannot happen: the ring only holds offsets of produced bytes.
+                return Err(FailReason::Source(crate::SourceError::Unavailable));
+            }
+            if let Some((index, within)) = from {
+                let b = self.load_chunk(index, source)?;
+                let at = b * self.buffer_len() + within;
+                out[done..done + n].copy_from_slice(&self.chunks[at..at + n]);
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// The buffer holding chunk `index`'s record, re-reading and re-sealing it into a spare buffer if needed.
+    /// A re-sealed chunk whose tag differs from the first sealing means the source changed: those bytes would
+    /// reuse the chunk's nonce for other plaintext, so they are never sent and the dump fails.
+    fn load_chunk<S: DumpSource + ?Sized>(&mut self, index: u64, source: &S) -> Result<usize, FailReason> {
+        if let Some(b) = self.held.iter().position(|h| *h == Held::Record(index)) {
+            return Ok(b);
+        }
+        if self.sealer.is_none()
+            && index == self.chunk_index
+            && let Some(b) = self.held.iter().position(|h| *h == Held::Filling)
+        {
+            return Ok(b);
+        }
+        // Never the chunk being written. Rather a free buffer, then one only kept for retransmissions (the
+        // older), then one whose first transmissions are still due (the later).
+        let rank = |h: Held| match h {
+            Held::Empty => Some((0, 0)),
+            Held::Filling => None,
+            Held::Record(i) if self.record_end(i) <= self.stream_sent => Some((1, i)),
+            Held::Record(i) => Some((2, u64::MAX - i)),
+        };
+        let b = match (rank(self.held[0]), rank(self.held[1])) {
+            (Some(r0), Some(r1)) => usize::from(r1 < r0),
+            (Some(_), None) => 0,
+            (None, Some(_)) => 1,
+            (None, None) => return Err(FailReason::Source(crate::SourceError::Unavailable)),
+        };
+        self.held[b] = Held::Empty;
+        let len = self.chunk_len(index);
+        let at = b * self.buffer_len();
+        let plaintext_at = index * self.chunk_size as u64;
+        source
+            .read_at(plaintext_at, &mut self.chunks[at..at + len])
+            .map_err(FailReason::Source)?;
+        if let Some(sealer) = self.sealer.as_ref() {
+            let tag = sealer
+                .seal_chunk(index, &mut self.chunks[at..at + len])
+                .map_err(FailReason::Crypto)?;
+            let slot = (index % self.tags.len() as u64) as usize;
+            if tag != self.tags[slot] {
+                // Wipe the ciphertext of the changed plaintext: it must never leave.
+                self.chunks[at..at + len].fill(0);
+                return Err(FailReason::SourceChanged);
+            }
+            self.chunks[at + len..at + len + TAG_LEN].copy_from_slice(&tag);
+        }
+        self.held[b] = Held::Record(index);
+        self.stats.chunks_reread += 1;
+        Ok(b)
+    }
+
+    /// Builds message `slot` (sequence number `seq`) into `out` (header included); its length, or `None` if
+    /// `out` is too short. A failure to rebuild its bytes ends the dump.
+    fn build<S: DumpSource + ?Sized>(
+        &mut self,
+        seq: u64,
+        slot: SlotState,
+        out: &mut [u8],
+        source: &S,
+    ) -> Option<usize> {
+        let len = slot.len as usize;
+        let out = out.get_mut(..HEADER_LEN + len)?;
+        let payload = &mut out[HEADER_LEN..];
+        let msg_type = match slot.msg_type {
+            t if t == MessageType::Vmcore as u8 => {
+                if let Err(reason) = self.copy_stream(slot.offset, payload, source) {
+                    self.fail(reason);
+                    return None;
+                }
+                MessageType::Vmcore
+            }
+            t if t == MessageType::EkcdKey as u8 => {
+                let from = slot.offset as usize;
+                payload.copy_from_slice(self.header.get(from..from + len)?);
+                MessageType::EkcdKey
+            }
+            t if t == MessageType::Kdh as u8 => {
+                payload.copy_from_slice(&self.kdh_to_send());
+                MessageType::Kdh
+            }
+            _ => MessageType::Finished,
+        };
+        netdump::emit_header(out, msg_type, seq as u32, slot.offset, len as u32, 0).ok()?;
+        Some(HEADER_LEN + len)
     }
 
     /// Feeds a received datagram. Only exactly-4-byte acks from the receiver count; anything else is ignored.
@@ -702,10 +870,8 @@ impl<'a> Client<'a> {
             return;
         }
         let index = self.ring.index(seq);
+        // Every seq in [base, next_send) has its own slot: the ring never holds more than its size.
         let slot = self.ring.states[index];
-        if slot.seq != seq {
-            return;
-        }
         match slot.status {
             Status::InFlight => {
                 self.in_flight -= 1;
@@ -741,14 +907,18 @@ impl<'a> Client<'a> {
         }
         self.cc.on_ack(slot.tx);
         if slot.msg_type == MessageType::Vmcore as u8 {
-            self.stats.bytes_acked += u64::from(slot.len) - HEADER_LEN as u64;
+            self.stats.bytes_acked += u64::from(slot.len);
         }
         self.last_progress = now;
         self.progress_pending = true;
         while ring.base < ring.next_send {
             let i = ring.index(ring.base);
-            if ring.states[i].status != Status::Acked {
+            let done = ring.states[i];
+            if done.status != Status::Acked {
                 break;
+            }
+            if done.msg_type == MessageType::Vmcore as u8 {
+                self.stream_acked = done.offset + u64::from(done.len);
             }
             ring.states[i] = SlotState::EMPTY;
             ring.base += 1;
@@ -909,7 +1079,16 @@ impl<'a> Client<'a> {
 
     /// Writes the next datagram to send into `buf` (which must hold `24 + payload_size` bytes) and says where
     /// it goes; `None` when nothing may be sent now. Call repeatedly until `None`.
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+    ///
+    /// `source` is the whole dump (the bytes given to [`Client::write`], at their offsets): a retransmission
+    /// whose chunk is no longer buffered reads that chunk again from it. A source that cannot supply the
+    /// bytes, or (sealed) whose bytes changed since they were written, ends the dump with [`Event::Failed`].
+    pub fn poll_transmit<S: DumpSource + ?Sized>(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        source: &S,
+    ) -> Option<Transmit> {
         if self.outcome.is_some() {
             return None;
         }
@@ -926,12 +1105,9 @@ impl<'a> Client<'a> {
             return None;
         }
         let seq = self.next_to_send(use_credit)?;
-        let ring = &mut self.ring;
-        let index = ring.index(seq);
-        let slot = ring.states[index];
-        let len = slot.len as usize;
-        let out = buf.get_mut(..len)?;
-        out.copy_from_slice(&ring.packet(index)[..len]);
+        let index = self.ring.index(seq);
+        let slot = self.ring.states[index];
+        let len = self.build(seq, slot, buf, source)?;
 
         let pipe_was_empty = self.in_flight == 0 && self.lost == 0;
         if slot.status.is_lost() {
@@ -939,9 +1115,12 @@ impl<'a> Client<'a> {
             self.rexmit_credit = self.rexmit_credit.saturating_sub(1);
             self.stats.retransmits += 1;
         } else {
-            ring.next_send = seq + 1;
+            self.ring.next_send = seq + 1;
+            if slot.msg_type == MessageType::Vmcore as u8 {
+                self.stream_sent = slot.offset + u64::from(slot.len);
+            }
         }
-        ring.states[index] = SlotState {
+        self.ring.states[index] = SlotState {
             status: Status::InFlight,
             retransmits: slot.retransmits.saturating_add(u8::from(slot.status.is_lost())),
             resent_after_timeout: slot.status == Status::Expired,
@@ -1045,11 +1224,13 @@ impl Client<'_> {
     pub(crate) fn check_invariants(&self) {
         let ring = &self.ring;
         assert!(ring.base <= ring.next_send && ring.next_send <= ring.next_alloc);
-        assert!(ring.next_alloc - ring.base + u64::from(ring.fill.is_some()) <= ring.size());
+        assert!(ring.next_alloc - ring.base <= ring.size());
+        assert!(self.stream_acked <= self.stream_sent && self.stream_sent <= self.stream_queued);
+        assert!(self.stream_queued <= self.stream_ready);
+        assert!(self.held.iter().filter(|h| **h == Held::Filling).count() <= 1);
         let (mut in_flight, mut lost) = (0, 0);
         for seq in ring.base..ring.next_alloc {
             let slot = ring.states[ring.index(seq)];
-            assert_eq!(slot.seq, seq);
             match slot.status {
                 Status::InFlight => in_flight += 1,
                 Status::Lost | Status::Expired => lost += 1,

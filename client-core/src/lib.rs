@@ -9,7 +9,8 @@
 //!      // 1. feed the dump: write() returns how much it took (0 = window full, come back later)
 //!      n = client.write(&data[pos..]);            ... then client.finish(kdh) once all is written
 //!      // 2. send everything the client wants to send now
-//!      while let Some(t) = client.poll_transmit(now, &mut buf) { socket.send_to(&buf[..t.len], t.destination) }
+//!      //    `dump` is the whole dump (a DumpSource): retransmissions of older chunks re-read it
+//!      while let Some(t) = client.poll_transmit(now, &mut buf, dump) { socket.send_to(&buf[..t.len], t.destination) }
 //!      // 3. wait for a datagram or for client.poll_timeout(), whichever comes first
 //!      on datagram:  client.handle_datagram(now, from, bytes)
 //!      on deadline:  client.handle_timeout(now)
@@ -19,20 +20,32 @@
 //! ```
 //!
 //! # Memory
-//! Every buffer is given by the caller ([`Buffers`]) and may live in a `static`. With `W` ring slots,
-//! payload size `P` and chunk size `C` (sealed mode) the client needs
+//! Every buffer is given by the caller ([`Buffers`]) and may live in a `static`. No packet bytes are kept: the
+//! ring holds per-packet state only, and every message is built straight into the buffer given to
+//! [`Client::poll_transmit`] (a first transmission copies its payload once, from the chunk buffer). With `W`
+//! ring slots, payload size `P` and chunk size `C` ([`PLAIN_CHUNK_SIZE`] in plain mode) the client needs
 //!
 //! ```text
-//!   W × (24 + P)                 packet slots (each holds one complete netdump message)
-//! + W × size_of::<SlotState>()   per-slot bookkeeping (32 bytes)
-//! + C + 16                       chunk buffer (sealed mode; 0 in plain mode)
-//! + 4096                         seal header buffer (sealed mode; 0 in plain mode)
-//! + size_of::<Client>()          the state machine itself (1 920 bytes on x86_64, keys included)
+//!   W × size_of::<SlotState>()      per-packet state (32 bytes)
+//! + 2 × (C + 16)                    two chunk buffers: the chunk being written and the one being sent
+//! + 4096                            seal header buffer (sealed mode; 0 in plain mode)
+//! + 16 × tag_slots(W, P, C)         tags of the chunks with unacked bytes (sealed mode; 0 in plain mode)
+//! + size_of::<Client>()             the state machine itself (keys included)
 //! ```
 //!
-//! At W = 256, P = 1448, C = 64 KiB: 376 832 + 8 192 + 65 552 + 4 096 + 1 920 = 456 592 bytes (≈ 446 KiB);
-//! [`ram_required`] computes it for any configuration. A 64-slot window with 64 KiB chunks needs ≈ 165 KiB.
-//! No stack buffer larger than the 512-byte kernel dump header is used.
+//! At P = 1448, C = 64 KiB, sealed: W = 256 → 8 192 + 131 104 + 4 096 + 160 + `Client` ≈ 140 KiB;
+//! W = 1024 → 32 768 + 131 104 + 4 096 + 432 + `Client` ≈ 166 KiB. [`ram_required`] computes it for any
+//! configuration. No stack buffer larger than the 512-byte kernel dump header is used.
+//!
+//! # Re-reading the dump
+//! Only two chunks are buffered, so a retransmission may need bytes of an older chunk. The client then reads
+//! that chunk's plaintext again from the [`DumpSource`] given to [`Client::poll_transmit`] (the dump itself: a
+//! panicking kernel's memory, a file, a slice) and, sealed, seals it again with the same key and nonce (the
+//! chunk index), which gives the same bytes. The tag of every chunk with unacked bytes is kept; a re-sealed
+//! chunk whose tag differs means the source changed under the dump, and sending it would reuse an AEAD nonce
+//! for other plaintext: it is never sent, and the dump ends with [`FailReason::SourceChanged`]. A source that
+//! cannot seek (a pipe) keeps the bytes from [`Client::retained_from`] on. Retransmissions are sent oldest
+//! first, so each lost chunk is re-read once per loss episode, not once per lost packet.
 //!
 //! # Protocol (FreeBSD netdump, DESIGN §3)
 //! HERALD (seqno 1, optional path) to the herald address → the first ack's source port is the session port →
@@ -77,6 +90,8 @@ use sealdump_wire::netdump::HEADER_LEN;
 
 /// Payload bytes per message at a 1500-byte MTU (1500 − 20 IP − 8 UDP − 24 netdump).
 pub const DEFAULT_PAYLOAD_SIZE: usize = 1448;
+/// Chunk size in plain mode (the unit the dump is buffered and re-read in).
+pub const PLAIN_CHUNK_SIZE: usize = 1 << 16;
 /// Default number of packets in flight.
 pub const DEFAULT_WINDOW: usize = 256;
 /// Default give-up deadline: no ack progress for this long fails the dump.
@@ -101,7 +116,8 @@ pub struct Config<'a> {
     pub herald_path: &'a [u8],
     /// Payload bytes per message: 1448 at MTU 1500; 512 ..= 65 483.
     pub payload_size: usize,
-    /// Maximum packets in flight; at most the number of ring slots (`Buffers::slot_state.len()`).
+    /// Maximum packets in flight; at most the number of ring slots (`Buffers::slot_state.len()`). Each costs
+    /// only its 32-byte [`SlotState`], so windows of thousands are cheap.
     pub window: usize,
     /// No ack progress for this long ends the dump with [`Event::Failed`].
     pub give_up_after: Duration,
@@ -159,32 +175,91 @@ impl core::fmt::Debug for Mode<'_> {
 /// The caller-provided memory. See the crate docs and [`ram_required`] for sizes.
 #[derive(Debug)]
 pub struct Buffers<'a> {
-    /// `slot_state.len() × slot_len` bytes of packet slots.
-    pub slots: &'a mut [u8],
-    /// Bytes per slot: at least `24 + payload_size` ([`slot_len`]).
-    pub slot_len: usize,
     /// One entry per ring slot (`[SlotState::EMPTY; N]`); N ≥ 2 and ≥ `Config::window`.
     pub slot_state: &'a mut [SlotState],
-    /// Sealed mode: at least chunk size + 16 bytes. Plain mode: unused, may be empty.
-    pub chunk: &'a mut [u8],
+    /// Two chunk buffers: at least [`chunk_buffer_len`]`(chunk size)` bytes (plain mode: of
+    /// [`PLAIN_CHUNK_SIZE`]).
+    pub chunks: &'a mut [u8],
     /// Sealed mode: at least [`HEADER_BUFFER_LEN`] bytes. Plain mode: unused, may be empty.
     pub header: &'a mut [u8],
+    /// Sealed mode: tags of the chunks still unacked, at least 2 entries; fewer than [`tag_slots`] throttles
+    /// the window. Plain mode: unused, may be empty.
+    pub tags: &'a mut [[u8; TAG_LEN]],
 }
 
-/// Bytes per packet slot for a payload size.
-pub const fn slot_len(payload_size: usize) -> usize {
+/// Largest datagram the client sends for a payload size: the length of the buffer given to
+/// [`Client::poll_transmit`].
+pub const fn datagram_len(payload_size: usize) -> usize {
     HEADER_LEN + payload_size
 }
 
+/// Bytes of the two chunk buffers for a chunk size.
+pub const fn chunk_buffer_len(chunk_size: usize) -> usize {
+    2 * (chunk_size + TAG_LEN)
+}
+
+/// Tag slots that never throttle a window of `window` packets: every chunk a window of stream bytes can
+/// touch, plus the two buffered ones and the one being written.
+pub const fn tag_slots(window: usize, payload_size: usize, chunk_size: usize) -> usize {
+    (window * payload_size).div_ceil(chunk_size + TAG_LEN) + 4
+}
+
 /// Total RAM for a sealed client with `window` ring slots, `payload_size`-byte payloads and `chunk_size`-byte
-/// chunks: the caller's [`Buffers`] plus the `Client` value itself (see the crate docs for the formula).
+/// chunks: the caller's [`Buffers`] (with [`tag_slots`] tags) plus the `Client` value itself.
 pub const fn ram_required(window: usize, payload_size: usize, chunk_size: usize) -> usize {
-    window * slot_len(payload_size)
-        + window * core::mem::size_of::<SlotState>()
-        + chunk_size
-        + TAG_LEN
+    window * core::mem::size_of::<SlotState>()
+        + chunk_buffer_len(chunk_size)
         + HEADER_BUFFER_LEN
+        + tag_slots(window, payload_size, chunk_size) * TAG_LEN
         + core::mem::size_of::<Client<'static>>()
+}
+
+/// The dump being sent, for re-reading chunks the client no longer buffers.
+///
+/// `read_at(offset, buf)` must fill `buf` with the dump bytes at `offset`: exactly the bytes given to
+/// [`Client::write`] when `stats().bytes_written` was `offset`. The client asks only for bytes it was given
+/// and at or after [`Client::retained_from`]. Implemented for byte slices (`&[u8]`: a dump in memory).
+pub trait DumpSource {
+    /// Fills all of `buf` with the dump bytes at `offset`.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError>;
+}
+
+impl DumpSource for [u8] {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        let start = usize::try_from(offset).map_err(|_| SourceError::Unavailable)?;
+        let bytes = start
+            .checked_add(buf.len())
+            .and_then(|end| self.get(start..end))
+            .ok_or(SourceError::Unavailable)?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+impl<T: DumpSource + ?Sized> DumpSource for &T {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        (**self).read_at(offset, buf)
+    }
+}
+
+/// Why a [`DumpSource`] could not give bytes back.
+#[non_exhaustive]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SourceError {
+    /// The bytes are not (or no longer) available: outside the dump, or forgotten by a source that cannot
+    /// seek.
+    Unavailable,
+    /// Reading them failed.
+    Io,
+}
+
+impl core::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            SourceError::Unavailable => "the dump bytes are no longer available",
+            SourceError::Io => "reading the dump failed",
+        })
+    }
 }
 
 /// A datagram to send: `buf[..len]` (the buffer given to [`Client::poll_transmit`]) to `destination`.
@@ -227,6 +302,8 @@ pub struct Stats {
     pub srtt_us: u64,
     /// Congestion window in packets.
     pub cwnd: u32,
+    /// Chunks read again from the [`DumpSource`] (and, sealed, sealed again) to be retransmitted.
+    pub chunks_reread: u64,
 }
 
 /// Why a dump failed.
@@ -242,6 +319,11 @@ pub enum FailReason {
     Aborted,
     /// Sealing a chunk or the trailer failed (cannot happen with a consistent configuration).
     Crypto(sealdump_crypto::error::Error),
+    /// The [`DumpSource`] could not give back a chunk needed for a retransmission.
+    Source(SourceError),
+    /// A chunk read again from the [`DumpSource`] differs from the bytes written: the dump source changed
+    /// during the dump. Its new bytes were not sent (sealed, that would reuse an AEAD nonce).
+    SourceChanged,
 }
 
 impl core::fmt::Display for FailReason {
@@ -251,6 +333,8 @@ impl core::fmt::Display for FailReason {
             FailReason::Timeout => f.write_str("the receiver stopped acknowledging"),
             FailReason::Aborted => f.write_str("the dump was aborted by the client"),
             FailReason::Crypto(e) => write!(f, "sealing failed: {e}"),
+            FailReason::Source(e) => write!(f, "cannot re-read the dump for a retransmission: {e}"),
+            FailReason::SourceChanged => f.write_str("dump source changed during the dump"),
         }
     }
 }
@@ -263,10 +347,10 @@ pub enum Error {
     PayloadSize,
     /// `window` is 0 or larger than the number of ring slots, or fewer than 2 slots.
     Window,
-    /// `slot_len` < 24 + `payload_size`, or `slots` is shorter than slots × `slot_len`.
-    SlotBuffer,
-    /// The chunk buffer is shorter than chunk size + 16 (sealed mode).
+    /// The chunk buffers are shorter than [`chunk_buffer_len`]`(chunk size)`.
     ChunkBuffer,
+    /// Fewer than 2 tag slots (sealed mode).
+    TagBuffer,
     /// The header buffer is shorter than [`HEADER_BUFFER_LEN`] (sealed mode).
     HeaderBuffer,
     /// The herald path is too long or contains a NUL byte.
@@ -283,8 +367,8 @@ impl core::fmt::Display for Error {
                 "payload size must be {MIN_PAYLOAD_SIZE}..={MAX_PAYLOAD_SIZE} bytes"
             ),
             Error::Window => f.write_str("window must be 1..=number of slots, with at least 2 slots"),
-            Error::SlotBuffer => f.write_str("slot buffer too small for the slot count and payload size"),
-            Error::ChunkBuffer => f.write_str("chunk buffer must hold chunk size + 16 bytes"),
+            Error::ChunkBuffer => f.write_str("chunk buffers must hold 2 × (chunk size + 16) bytes"),
+            Error::TagBuffer => f.write_str("sealed mode needs at least 2 tag slots"),
             Error::HeaderBuffer => write!(f, "header buffer must hold {HEADER_BUFFER_LEN} bytes"),
             Error::HeraldPath => write!(
                 f,

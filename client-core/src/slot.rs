@@ -1,12 +1,12 @@
-//! Per-packet bookkeeping of the send ring. The packet bytes live in the caller's slot buffer; this is the
-//! small fixed-size record beside each of them.
+//! Per-packet bookkeeping of the send ring. No packet bytes are kept: a message is rebuilt from this record and
+//! the client's buffers (or the caller's dump source) whenever it is sent.
 
 /// Lifecycle of one ring slot.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub(crate) enum Status {
     /// Holds nothing.
     Free,
-    /// Built and waiting for its first transmission.
+    /// Queued and waiting for its first transmission.
     Queued,
     /// Sent, not yet acked.
     InFlight,
@@ -18,21 +18,21 @@ pub(crate) enum Status {
     Acked,
 }
 
-/// State of one packet slot. Callers only allocate these (`[SlotState::EMPTY; N]`, e.g. in a `static`);
-/// the fields are private to the client.
+/// State of one packet in the send ring. Callers only allocate these (`[SlotState::EMPTY; N]`, e.g. in a
+/// `static`); the fields are private to the client.
 #[derive(Copy, Clone, Debug)]
 pub struct SlotState {
     pub(crate) status: Status,
-    /// Message type (wire value), for statistics.
+    /// Message type (wire value): says where the payload comes from.
     pub(crate) msg_type: u8,
     /// How many times this packet was sent again (saturating).
     pub(crate) retransmits: u8,
     /// The latest send was a resend after the retransmission timer (not after later acks).
     pub(crate) resent_after_timeout: bool,
-    /// Total packet length (24-byte header + payload).
+    /// Payload length (without the 24-byte header).
     pub(crate) len: u32,
-    /// Internal 64-bit sequence number (the wire carries its low 32 bits).
-    pub(crate) seq: u64,
+    /// Wire offset: the record-stream offset (VMCORE) or the seal header offset (EKCD_KEY); 0 otherwise.
+    pub(crate) offset: u64,
     /// Transmission number of the latest send (monotonic over all sends, like a QUIC packet number).
     pub(crate) tx: u64,
     /// Time of the latest send, in microseconds.
@@ -54,7 +54,7 @@ impl SlotState {
         retransmits: 0,
         resent_after_timeout: false,
         len: 0,
-        seq: 0,
+        offset: 0,
         tx: 0,
         sent_at_us: 0,
     };

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::boxed::Box;
+use std::string::ToString;
 use std::vec;
 use std::vec::Vec;
 
@@ -19,15 +20,27 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-fn buffers(slots: usize, payload: usize, chunk: usize) -> Buffers<'static> {
+fn buffers(slots: usize, chunk_size: usize, tags: usize) -> Buffers<'static> {
     Buffers {
-        slots: Box::leak(vec![0u8; slots * slot_len(payload)].into_boxed_slice()),
-        slot_len: slot_len(payload),
         slot_state: Box::leak(vec![SlotState::EMPTY; slots].into_boxed_slice()),
-        chunk: Box::leak(vec![0u8; chunk].into_boxed_slice()),
+        chunks: Box::leak(vec![0u8; chunk_buffer_len(chunk_size)].into_boxed_slice()),
         header: Box::leak(vec![0u8; HEADER_BUFFER_LEN].into_boxed_slice()),
+        tags: Box::leak(vec![[0u8; TAG_LEN]; tags].into_boxed_slice()),
     }
 }
+
+/// A dump of one repeated byte (what most tests write).
+struct Constant(u8);
+
+impl DumpSource for Constant {
+    fn read_at(&self, _offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        buf.fill(self.0);
+        Ok(())
+    }
+}
+
+/// A source that has nothing: tests whose retransmissions never leave the two chunk buffers.
+const NO_SOURCE: &[u8] = &[];
 
 fn plain_client(slots: usize, window: usize, payload: usize) -> Client<'static> {
     let config = Config {
@@ -38,7 +51,7 @@ fn plain_client(slots: usize, window: usize, payload: usize) -> Client<'static> 
     };
     Client::new(
         config,
-        buffers(slots, payload, 0),
+        buffers(slots, PLAIN_CHUNK_SIZE, 0),
         &mut StdRng::seed_from_u64(1),
         Instant::from_millis(0),
     )
@@ -56,9 +69,13 @@ struct Sent {
 }
 
 fn drain(client: &mut Client<'_>, now: Instant) -> Vec<Sent> {
+    drain_from(client, now, NO_SOURCE)
+}
+
+fn drain_from<S: DumpSource + ?Sized>(client: &mut Client<'_>, now: Instant, source: &S) -> Vec<Sent> {
     let mut out = Vec::new();
     let mut buf = [0u8; 70_000];
-    while let Some(t) = client.poll_transmit(now, &mut buf) {
+    while let Some(t) = client.poll_transmit(now, &mut buf, source) {
         let p = Packet::new_checked(&buf[..t.len]).expect("client sends well-formed messages");
         out.push(Sent {
             to: t.destination,
@@ -242,26 +259,40 @@ fn rto_resends_and_backs_off() {
 }
 
 #[test]
-fn write_is_back_pressured_by_the_ring() {
+fn write_is_back_pressured_by_the_chunk_buffers() {
     let mut c = plain_client(4, 4, 512);
     assert_eq!(
-        c.write(&vec![1u8; 10_000]),
-        4 * 512,
-        "four slots of 512 bytes, before the herald is even acked"
+        c.write(&vec![1u8; 200_000]),
+        2 * PLAIN_CHUNK_SIZE,
+        "two chunk buffers, before the herald is even acked"
     );
     assert_eq!(c.write(&[1u8; 10]), 0);
     connect(&mut c);
     let sent = drain(&mut c, Instant::from_millis(2));
-    assert_eq!(sent.len(), 4);
+    assert_eq!(sent.len(), 4, "the ring holds four packets");
     ack(&mut c, Instant::from_millis(3), SESSION, sent[1].seqno);
-    assert_eq!(
-        c.write(&[1u8; 600]),
-        0,
-        "a hole at the ring base blocks new slots"
+    assert!(
+        drain(&mut c, Instant::from_millis(3)).is_empty(),
+        "a hole at the ring base blocks new packets"
     );
     ack(&mut c, Instant::from_millis(3), SESSION, sent[0].seqno);
-    assert_eq!(c.write(&[1u8; 2000]), 2 * 512);
-    assert_eq!(c.stats().bytes_written, 6 * 512);
+    // The third chunk goes into the first buffer once all of the first chunk was sent.
+    let mut packets = sent.len();
+    let mut now = Instant::from_millis(3);
+    let mut pending: Vec<Sent> = sent[2..].to_vec();
+    while packets < PLAIN_CHUNK_SIZE / 512 {
+        assert_eq!(c.write(&[1u8; 10]), 0, "after {packets} packets");
+        for s in pending.drain(..) {
+            ack(&mut c, now, SESSION, s.seqno);
+        }
+        now = now + Duration::from_millis(1);
+        pending = drain(&mut c, now);
+        packets += pending.len();
+    }
+    assert_eq!(packets, PLAIN_CHUNK_SIZE / 512);
+    assert_eq!(c.write(&vec![1u8; 100_000]), PLAIN_CHUNK_SIZE);
+    assert_eq!(c.stats().bytes_written, 3 * PLAIN_CHUNK_SIZE as u64);
+    assert_eq!(c.stats().chunks_reread, 0, "no loss, nothing read again");
 }
 
 #[test]
@@ -332,7 +363,7 @@ fn rejects_bad_configs() {
         };
         Client::new(
             config,
-            buffers(slots, payload.max(512), 0),
+            buffers(slots, PLAIN_CHUNK_SIZE, 0),
             &mut StdRng::seed_from_u64(1),
             Instant::from_millis(0),
         )
@@ -344,34 +375,57 @@ fn rejects_bad_configs() {
     assert_eq!(mk(512, 1, 1, b""), Err(Error::Window));
     assert_eq!(mk(512, 4, 4, b"a\0b"), Err(Error::HeraldPath));
     assert_eq!(mk(512, 4, 4, b"ok/path"), Ok(()));
-    let config = Config {
-        payload_size: 1448,
-        ..Config::new(addr(SERVER), Mode::Plain)
-    };
-    let small = buffers(256, 512, 0);
-    assert_eq!(
+    let plain = |buffers| {
         Client::new(
-            config,
-            small,
+            Config::new(addr(SERVER), Mode::Plain),
+            buffers,
             &mut StdRng::seed_from_u64(1),
-            Instant::from_millis(0)
+            Instant::from_millis(0),
         )
-        .map(|_| ()),
-        Err(Error::SlotBuffer)
+        .map(|_| ())
+    };
+    assert_eq!(
+        plain(buffers(256, 4096, 0)),
+        Err(Error::ChunkBuffer),
+        "plain chunks are 64 KiB"
     );
+    let sealed = |buffers| {
+        let mode = Mode::Sealed {
+            params: seal::Params {
+                chunk_shift: 12,
+                ..seal::Params::default()
+            },
+            recipients: x25519_recipients(),
+            dump_key: None,
+            metadata: seal::Metadata::default(),
+        };
+        Client::new(
+            Config::new(addr(SERVER), mode),
+            buffers,
+            &mut StdRng::seed_from_u64(1),
+            Instant::from_millis(0),
+        )
+        .map(|_| ())
+    };
+    assert_eq!(sealed(buffers(256, 4095, 8)), Err(Error::ChunkBuffer));
+    assert_eq!(sealed(buffers(256, 4096, 1)), Err(Error::TagBuffer));
+    assert_eq!(sealed(buffers(256, 4096, 2)), Ok(()));
 }
 
 #[test]
 fn ram_formula_matches_the_buffers() {
-    let ram = ram_required(256, 1448, 65_536);
-    let buffers = 256 * 1472 + 256 * core::mem::size_of::<SlotState>() + 65_552 + 4096;
-    assert_eq!(ram, buffers + core::mem::size_of::<Client<'static>>());
+    let client = core::mem::size_of::<Client<'static>>();
     assert_eq!(core::mem::size_of::<SlotState>(), 32);
-    assert!(ram < 470 * 1024, "{ram}");
-    std::eprintln!(
-        "ram_required(256, 1448, 65536) = {ram}, Client = {}",
-        core::mem::size_of::<Client<'static>>()
-    );
+    for (window, tags) in [(256, 10), (512, 16), (1024, 27)] {
+        assert_eq!(tag_slots(window, 1448, 65_536), tags);
+        let ram = ram_required(window, 1448, 65_536);
+        let buffers = window * 32 + 2 * 65_552 + 4096 + tags * 16;
+        assert_eq!(ram, buffers + client);
+        std::eprintln!("ram_required({window}, 1448, 65536) = {ram}");
+    }
+    assert!(ram_required(1024, 1448, 65_536) < 200 * 1024);
+    assert!(ram_required(4096, 1448, 65_536) < 300 * 1024);
+    std::eprintln!("Client = {client}");
 }
 
 impl Instant {
@@ -405,7 +459,7 @@ fn sealed_client(
     };
     Client::new(
         config,
-        buffers(64, payload, 4096 + 16),
+        buffers(64, 4096, tag_slots(64, payload, 4096)),
         &mut StdRng::seed_from_u64(9),
         Instant::from_millis(0),
     )
@@ -639,13 +693,16 @@ mod prop {
                     Op::Abort => c.abort(),
                 }
                 let mut buf = [0u8; 2048];
-                while let Some(t) = c.poll_transmit(now, &mut buf) {
-                    prop_assert!(t.len <= slot_len(512));
+                while let Some(t) = c.poll_transmit(now, &mut buf, &Constant(0x5a)) {
+                    prop_assert!(t.len <= datagram_len(512));
                     let p = Packet::new_checked(&buf[..t.len]).unwrap();
                     sent.push(p.seqno());
                 }
                 for ev in events(&mut c) {
                     match ev {
+                        Event::Failed(FailReason::SourceChanged | FailReason::Source(_)) => {
+                            prop_assert!(false, "a re-read of the unchanged dump failed: {ev:?}");
+                        }
                         Event::Done(_) | Event::Failed(_) => outcomes += 1,
                         Event::Connected { .. } | Event::Progress(_) => {}
                     }
@@ -742,5 +799,168 @@ fn an_overtaken_packet_is_resent_after_the_time_threshold_before_the_rto() {
     assert_eq!(
         again.iter().map(|s| s.seqno).collect::<Vec<_>>(),
         vec![sent[0].seqno]
+    );
+}
+
+/// Runs a dump of `data` to its end, acking every message at once except every copy of the first VMCORE message
+/// sent while the dump has not moved more than two chunks past it (so its chunk has left the buffers when it is
+/// finally resent). Checks that every resend repeats its first transmission byte for byte; returns the
+/// record stream received and the outcome.
+fn run_losing_the_first_chunk<S: DumpSource + ?Sized>(
+    c: &mut Client<'_>,
+    data: &[u8],
+    source: &S,
+    chunk_size: usize,
+) -> (Vec<u8>, Event) {
+    let mut now = Instant::from_millis(2);
+    let (mut pos, mut finished) = (0, false);
+    let mut stream = Vec::new();
+    let mut first_sends = std::collections::HashMap::new();
+    let mut target = None;
+    for _ in 0..20_000 {
+        while pos < data.len() {
+            let n = c.write(&data[pos..]);
+            if n == 0 {
+                break;
+            }
+            pos += n;
+        }
+        if pos == data.len() && !finished {
+            c.finish(None);
+            finished = true;
+        }
+        for s in drain_from(c, now, source) {
+            if s.msg_type == 3 {
+                let first = first_sends.entry(s.seqno).or_insert_with(|| s.payload.clone());
+                assert_eq!(first, &s.payload, "seqno {} resent with other bytes", s.seqno);
+                let end = s.offset as usize + s.payload.len();
+                stream.resize(stream.len().max(end), 0);
+                stream[s.offset as usize..end].copy_from_slice(&s.payload);
+                target.get_or_insert(s.seqno);
+            }
+            if target == Some(s.seqno) && c.stats().bytes_written <= 2 * chunk_size as u64 {
+                continue;
+            }
+            ack(c, now, SESSION, s.seqno);
+        }
+        if let Some(outcome) = events(c)
+            .into_iter()
+            .find(|e| matches!(e, Event::Done(_) | Event::Failed(_)))
+        {
+            return (stream, outcome);
+        }
+        now = now + Duration::from_millis(1);
+        if c.poll_timeout().is_some_and(|t| t <= now) {
+            c.handle_timeout(now);
+        }
+    }
+    panic!("the dump did not end: {c:?}");
+}
+
+fn pseudo_random(len: usize) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+#[test]
+fn a_sealed_chunk_no_longer_buffered_is_read_again_and_sealed_to_the_same_bytes() {
+    let mut c = sealed_client(1448, x25519_recipients(), None);
+    connect(&mut c);
+    let data = pseudo_random(16 * 4096 + 1000);
+    let (stream, outcome) = run_losing_the_first_chunk(&mut c, &data, &data[..], 4096);
+    assert!(matches!(outcome, Event::Done(_)), "{outcome:?}");
+    let stats = c.stats();
+    assert!(stats.chunks_reread >= 1, "{stats:?}");
+    assert!(stats.retransmits >= 1);
+    // The receiver's stream opens to the dump.
+    let secret = sealdump_crypto::X25519Secret::from_bytes([3; 32]);
+    let header = c.seal_header().to_vec();
+    let view = seal::HeaderView::parse(&header).unwrap();
+    let stanza = view.stanzas().next().unwrap();
+    let opener = view
+        .open(&seal::unwrap_x25519(&secret, &stanza, &view).unwrap())
+        .unwrap();
+    let mut plain = Vec::new();
+    let records = stream[..16 * 4112]
+        .chunks(4112)
+        .chain([&stream[16 * 4112..16 * 4112 + 1016]]);
+    for (i, record) in records.enumerate() {
+        let mut record = record.to_vec();
+        let n = opener.open_chunk(i as u64, &mut record).unwrap();
+        plain.extend_from_slice(&record[..n]);
+    }
+    assert_eq!(plain, data);
+    let trailer = opener.open_trailer(17, &stream[16 * 4112 + 1016..]).unwrap();
+    assert_eq!(trailer.status, seal::TrailerStatus::Complete);
+}
+
+#[test]
+fn a_changed_source_ends_the_dump_without_sending_the_changed_chunk() {
+    let mut c = sealed_client(1448, x25519_recipients(), None);
+    connect(&mut c);
+    let data = pseudo_random(16 * 4096);
+    let mut changed = data.clone();
+    changed[100] ^= 1;
+    // Every resend is checked against its first transmission inside the run: none may carry other bytes.
+    let (_, outcome) = run_losing_the_first_chunk(&mut c, &data, &changed[..], 4096);
+    assert_eq!(outcome, Event::Failed(FailReason::SourceChanged));
+    assert_eq!(
+        FailReason::SourceChanged.to_string(),
+        "dump source changed during the dump"
+    );
+    assert_eq!(c.stats().chunks_reread, 0, "the changed chunk was never used");
+    assert!(c.is_closed());
+    assert!(drain_from(&mut c, Instant::from_secs_for_test(100), &data[..]).is_empty());
+}
+
+#[test]
+fn a_plain_chunk_no_longer_buffered_is_read_again_as_is() {
+    let mut c = plain_client(128, 128, 1448);
+    connect(&mut c);
+    let data = pseudo_random(5 * PLAIN_CHUNK_SIZE + 77);
+    let (stream, outcome) = run_losing_the_first_chunk(&mut c, &data, &data[..], PLAIN_CHUNK_SIZE);
+    assert!(matches!(outcome, Event::Done(_)), "{outcome:?}");
+    assert!(c.stats().chunks_reread >= 1);
+    assert_eq!(stream, data);
+    assert!(c.retained_from() >= 5 * PLAIN_CHUNK_SIZE as u64, "all acked");
+}
+
+#[test]
+fn a_source_without_the_bytes_ends_the_dump() {
+    let mut c = plain_client(128, 128, 1448);
+    connect(&mut c);
+    let data = pseudo_random(5 * PLAIN_CHUNK_SIZE);
+    let (_, outcome) = run_losing_the_first_chunk(&mut c, &data, NO_SOURCE, PLAIN_CHUNK_SIZE);
+    assert_eq!(
+        outcome,
+        Event::Failed(FailReason::Source(SourceError::Unavailable))
+    );
+}
+
+#[test]
+fn retained_from_follows_the_oldest_unacked_chunk() {
+    let mut c = plain_client(128, 128, 1448);
+    connect(&mut c);
+    assert_eq!(c.retained_from(), 0);
+    let data = pseudo_random(2 * PLAIN_CHUNK_SIZE);
+    assert_eq!(c.write(&data), data.len());
+    let now = Instant::from_millis(2);
+    let mut all = Vec::new();
+    for _ in 0..50 {
+        let sent = drain(&mut c, now);
+        if sent.is_empty() {
+            break;
+        }
+        for s in &sent {
+            ack(&mut c, now, SESSION, s.seqno);
+        }
+        all.extend(sent);
+    }
+    // Everything up to the last full packet of the second chunk is acked: the first chunk is forgotten.
+    assert_eq!(c.retained_from(), PLAIN_CHUNK_SIZE as u64);
+    assert!(
+        all.iter()
+            .all(|s| s.offset + s.payload.len() as u64 <= data.len() as u64)
     );
 }

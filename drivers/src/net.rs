@@ -256,7 +256,9 @@ impl core::fmt::Display for DumpError {
 
 /// Sends `data` as one dump through `client` over `stack`/`device`, polling until the receiver acknowledges
 /// the end (`Event::Done`) or the client gives up. `now_micros` is a monotonic clock; `on_event` sees every
-/// client event (progress reports, for a console). `kdh` is passed to [`Client::finish`].
+/// client event (progress reports, for a console). `kdh` is passed to [`Client::finish`]. `data` is also the
+/// client's dump source: a retransmission of a chunk it no longer buffers reads it again from `data` (a
+/// panicking kernel's memory does not change during the dump; if it did, the dump fails rather than send it).
 ///
 /// The loop: ingress (acks to the client), timers, feed `data` with back-pressure, then move every datagram
 /// the client wants to send into the socket while it has room, and egress. It never blocks and never
@@ -296,7 +298,7 @@ pub fn run_dump<D: Device + ?Sized>(
             finished = true;
         }
         while stack.can_send(MAX_DATAGRAM) {
-            let Some(transmit) = client.poll_transmit(instant, &mut datagram) else {
+            let Some(transmit) = client.poll_transmit(instant, &mut datagram, data) else {
                 break;
             };
             let Some(payload) = datagram.get(..transmit.len) else {

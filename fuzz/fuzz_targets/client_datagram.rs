@@ -1,17 +1,21 @@
 //! client-core's sans-I/O client (plain or sealed, after a fixed set-up) driven by an arbitrary sequence of
 //! datagrams — acks of sent seqnos, arbitrary acks and bytes from the session, the herald address and strangers —
 //! plus writes, time jumps, timeouts, finish and abort. Checked besides "never panics": every transmitted datagram
-//! is a well-formed netdump message no longer than a slot, goes to the herald address or the learnt session
-//! address, and the client reports at most one outcome (Done or Failed).
+//! is a well-formed netdump message no longer than `datagram_len`, goes to the herald address or the learnt session
+//! address, a message sent again (re-read and re-sealed from the dump source if its chunk was no longer buffered)
+//! carries the bytes of its first transmission, a dump source that changes makes the client fail rather than send
+//! other bytes, and the client reports at most one outcome (Done or Failed).
 #![no_main]
 
 use core::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use rand::SeedableRng;
+use std::collections::HashMap;
+
 use sealdump_client_core::{
-    Buffers, Client, Config, DumpKey, Event, HEADER_BUFFER_LEN, Instant, Mode, SlotState, SocketAddr, seal,
-    slot_len,
+    Buffers, Client, Config, DumpKey, Event, FailReason, HEADER_BUFFER_LEN, Instant, Mode, PLAIN_CHUNK_SIZE,
+    SlotState, SocketAddr, TAG_LEN, chunk_buffer_len, datagram_len, seal,
 };
 use sealdump_wire::netdump::Packet;
 
@@ -56,7 +60,10 @@ fuzz_target!(|data: &[u8]| {
         "192.0.2.10:40001".parse().expect("addr"),
     ];
 
-    let sealed = input.u8() & 1 == 1;
+    let flags = input.u8();
+    let sealed = flags & 1 == 1;
+    // Sometimes the dump source differs from what was written from some offset on (a changing dump).
+    let changed_from = (flags & 2 == 2).then(|| usize::from(flags >> 2) * 1024);
     // A pre-wrapped stanza and a given dump key: sealed mode without an HPKE operation per input (speed).
     let body = [0xaa; 384];
     let recipients = [seal::Recipient::Prewrapped {
@@ -80,10 +87,12 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Mode::Plain
     };
-    let mut slots = vec![0u8; SLOTS * slot_len(PAYLOAD)];
+    let chunk_size = if sealed { 4096 } else { PLAIN_CHUNK_SIZE };
     let mut slot_state = vec![SlotState::EMPTY; SLOTS];
-    let mut chunk = vec![0u8; 4096 + 16];
+    let mut chunks = vec![0u8; chunk_buffer_len(chunk_size)];
     let mut header = vec![0u8; HEADER_BUFFER_LEN];
+    // Few tag slots: the throttle on chunks still unacked is exercised too.
+    let mut tags = vec![[0u8; TAG_LEN]; 3];
     let config = Config {
         payload_size: PAYLOAD,
         window: SLOTS,
@@ -92,11 +101,10 @@ fuzz_target!(|data: &[u8]| {
         ..Config::new(server, mode)
     };
     let buffers = Buffers {
-        slots: &mut slots,
-        slot_len: slot_len(PAYLOAD),
         slot_state: &mut slot_state,
-        chunk: &mut chunk,
+        chunks: &mut chunks,
         header: &mut header,
+        tags: &mut tags,
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let mut now = Instant::from_millis(0);
@@ -105,16 +113,26 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let mut sent: Vec<u32> = Vec::new();
+    // The source the client re-reads: the dump as written, or changed from `changed_from` on.
+    let mut source: Vec<u8> = Vec::new();
+    let mut first_sends: HashMap<u32, Vec<u8>> = HashMap::new();
+    let mut changed_seen = false;
     let mut learnt: Option<SocketAddr> = None;
     let mut outcomes = 0;
-    let mut buf = vec![0u8; slot_len(PAYLOAD) + 64];
+    let mut buf = vec![0u8; datagram_len(PAYLOAD)];
     while !input.0.is_empty() {
         let op = input.u8();
         let from = addrs[usize::from(op >> 6)];
         match op & 7 {
             0 => {
                 let n = usize::from(input.u16() % 9000);
-                client.write(&vec![0x5a; n]);
+                let fill = input.u8();
+                let data: Vec<u8> = (0..n).map(|i| fill.wrapping_add(i as u8)).collect();
+                let taken = client.write(&data);
+                for &b in &data[..taken] {
+                    let changed = changed_from.is_some_and(|from| source.len() >= from);
+                    source.push(if changed { b ^ 0x80 } else { b });
+                }
             }
             1 | 2 => {
                 if !sent.is_empty() {
@@ -153,9 +171,20 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        while let Some(t) = client.poll_transmit(now, &mut buf) {
-            assert!(t.len <= slot_len(PAYLOAD), "datagram of {} bytes", t.len);
+        while let Some(t) = client.poll_transmit(now, &mut buf, &source[..]) {
+            assert!(t.len <= datagram_len(PAYLOAD), "datagram of {} bytes", t.len);
             let packet = Packet::new_checked(&buf[..t.len]).expect("client sends well-formed messages");
+            let first = first_sends
+                .entry(packet.seqno())
+                .or_insert_with(|| buf[..t.len].to_vec());
+            // Plain mode sends a changed source's bytes as they are (no nonce to reuse); sealed never does.
+            if sealed || changed_from.is_none() {
+                assert!(
+                    first[..] == buf[..t.len],
+                    "seqno {} resent with other bytes",
+                    packet.seqno()
+                );
+            }
             if packet.msg_type() == 1 {
                 assert_eq!(t.destination, server, "herald to {}", t.destination);
             } else {
@@ -172,7 +201,14 @@ fuzz_target!(|data: &[u8]| {
             if matches!(event, Event::Done(_) | Event::Failed(_)) {
                 outcomes += 1;
             }
+            if let Event::Failed(FailReason::SourceChanged) = event {
+                changed_seen = true;
+            }
         }
         assert!(outcomes <= 1, "more than one outcome");
     }
+    assert!(
+        !changed_seen || changed_from.is_some(),
+        "an unchanged source reported as changed"
+    );
 });

@@ -3,6 +3,7 @@
 use sealdump_client_core::seal::{Metadata, Params, Recipient};
 use sealdump_client_core::{
     Buffers, Client, Config, DEFAULT_PAYLOAD_SIZE, DEFAULT_WINDOW, Event, Instant, Mode, SlotState, TAG_LEN,
+    chunk_buffer_len, tag_slots,
 };
 use sealdump_drivers::net as drivers_net;
 
@@ -13,23 +14,24 @@ use crate::{config, net, println, rtc, time};
 
 const WINDOW: usize = DEFAULT_WINDOW;
 const PAYLOAD: usize = DEFAULT_PAYLOAD_SIZE;
-const SLOT_LEN: usize = sealdump_client_core::slot_len(PAYLOAD);
-/// 64 KiB chunks (the format's default chunk_shift 16).
+/// 64 KiB chunks (the format's default chunk_shift 16; plain mode's fixed chunk size too).
 const CHUNK: usize = 1 << 16;
+const TAGS: usize = tag_slots(WINDOW, PAYLOAD, CHUNK);
 
-/// client-core's memory: about 450 KiB, reserved in .bss at build time.
+/// client-core's memory: about 140 KiB (per-packet state, two chunk buffers, seal header, tags), reserved in
+/// .bss at build time. No packet bytes are kept: a retransmission of an older chunk reads the memory again.
 struct ClientMemory {
-    slots: [u8; WINDOW * SLOT_LEN],
     slot_state: [SlotState; WINDOW],
-    chunk: [u8; CHUNK + TAG_LEN],
+    chunks: [u8; chunk_buffer_len(CHUNK)],
     header: [u8; sealdump_client_core::HEADER_BUFFER_LEN],
+    tags: [[u8; TAG_LEN]; TAGS],
 }
 
 static CLIENT_MEMORY: TakeOnce<ClientMemory> = TakeOnce::new(ClientMemory {
-    slots: [0; WINDOW * SLOT_LEN],
     slot_state: [SlotState::EMPTY; WINDOW],
-    chunk: [0; CHUNK + TAG_LEN],
+    chunks: [0; chunk_buffer_len(CHUNK)],
     header: [0; sealdump_client_core::HEADER_BUFFER_LEN],
+    tags: [[0; TAG_LEN]; TAGS],
 });
 
 /// Sends `memory` to the receiver; returns how the run should end.
@@ -47,10 +49,10 @@ pub fn dump(memory: &[u8], panic_string: &[u8]) -> ExitCode {
         }
     );
     let Some(ClientMemory {
-        slots,
         slot_state,
-        chunk,
+        chunks,
         header,
+        tags,
     }) = CLIENT_MEMORY.take()
     else {
         return ExitCode::NestedPanic;
@@ -85,11 +87,10 @@ pub fn dump(memory: &[u8], panic_string: &[u8]) -> ExitCode {
     client_config.payload_size = PAYLOAD;
     client_config.give_up_after = core::time::Duration::from_secs(config::GIVE_UP_SECS);
     let buffers = Buffers {
-        slots,
-        slot_len: SLOT_LEN,
         slot_state,
-        chunk,
+        chunks,
         header,
+        tags: &mut tags[..],
     };
     let start = time::now_micros();
     let mut client = match Client::new(client_config, buffers, &mut rng, Instant::from_micros(start)) {

@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sealdump_client_core::{
-    Buffers, Client, Config, Event, FailReason, Instant, Mode, SlotState, Stats, seal, slot_len,
+    Buffers, Client, Config, Event, FailReason, Instant, Mode, SlotState, Stats, TAG_LEN, chunk_buffer_len,
+    seal, tag_slots,
 };
 use sealdump_crypto::X25519Secret;
 use sealdump_crypto::seal::{HeaderView, TrailerStatus};
@@ -359,6 +360,9 @@ struct Scenario {
     payload: usize,
     chunk_shift: u8,
     give_up_after: Duration,
+    /// The dump source given to the client differs from the bytes written (every byte flipped): a re-read must
+    /// end the dump rather than send them.
+    changed_source: bool,
 }
 
 impl Scenario {
@@ -372,6 +376,7 @@ impl Scenario {
             payload: 1448,
             chunk_shift: 16,
             give_up_after: Duration::from_secs(10),
+            changed_source: false,
         }
     }
 }
@@ -409,18 +414,25 @@ fn run(sc: Scenario, mut receiver: Receiver) -> RunResult {
     } else {
         Mode::Plain
     };
-    let chunk_len = (1usize << sc.chunk_shift) + 16;
-    let slots = sc.window;
-    let mut slot_buf = vec![0u8; slots * slot_len(sc.payload)];
-    let mut slot_state = vec![SlotState::EMPTY; slots];
-    let mut chunk = vec![0u8; chunk_len];
+    let chunk_size = if sc.sealed {
+        1usize << sc.chunk_shift
+    } else {
+        sealdump_client_core::PLAIN_CHUNK_SIZE
+    };
+    let mut slot_state = vec![SlotState::EMPTY; sc.window];
+    let mut chunks = vec![0u8; chunk_buffer_len(chunk_size)];
     let mut header = vec![0u8; 4096];
+    let mut tags = vec![[0u8; TAG_LEN]; tag_slots(sc.window, sc.payload, chunk_size)];
     let buffers = Buffers {
-        slots: &mut slot_buf,
-        slot_len: slot_len(sc.payload),
         slot_state: &mut slot_state,
-        chunk: &mut chunk,
+        chunks: &mut chunks,
         header: &mut header,
+        tags: &mut tags,
+    };
+    let source: Vec<u8> = if sc.changed_source {
+        data.iter().map(|b| b ^ 1).collect()
+    } else {
+        data.clone()
     };
     let config = Config {
         herald_path: b"sim/dumps",
@@ -457,6 +469,8 @@ fn run(sc: Scenario, mut receiver: Receiver) -> RunResult {
     let mut written = 0;
     let mut finished = false;
     let mut buf = vec![0u8; 70_000];
+    // Every resend must repeat its first transmission byte for byte (re-read and re-sealed chunks included).
+    let mut first_sends: std::collections::HashMap<u32, Vec<u8>> = Default::default();
     let mut steps = 0u64;
     loop {
         steps += 1;
@@ -473,8 +487,16 @@ fn run(sc: Scenario, mut receiver: Receiver) -> RunResult {
             finished = true;
         }
         let t = Instant::from_micros(now);
-        while let Some(tx) = client.poll_transmit(t, &mut buf) {
-            net.send(now, client_addr, tx.destination, &buf[..tx.len]);
+        while let Some(tx) = client.poll_transmit(t, &mut buf, &source[..]) {
+            let packet = &buf[..tx.len];
+            let seqno = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+            let first = first_sends.entry(seqno).or_insert_with(|| packet.to_vec());
+            assert!(
+                first == packet,
+                "seed {}: seqno {seqno} resent with other bytes",
+                sc.seed
+            );
+            net.send(now, client_addr, tx.destination, packet);
         }
         while let Some(ev) = client.poll_event() {
             match ev {
@@ -683,6 +705,78 @@ fn small_windows_payloads_and_chunks() {
 }
 
 #[test]
+fn large_windows_lose_old_chunks_and_read_them_again() {
+    // 1024 packets in flight are ~1.5 MB: most losses hit chunks the client no longer buffers, which are read
+    // again from the dump and sealed again to the same bytes.
+    let mut seed = 1500;
+    for (sealed, shift, loss) in [(true, 16, 0.02), (true, 12, 0.05), (false, 16, 0.03)] {
+        seed += 1;
+        let link = Link {
+            delay: Duration::from_millis(2),
+            jitter: Duration::from_micros(200),
+            loss,
+            duplicate: 0.01,
+        };
+        let sc = Scenario {
+            len: 6_000_000 + 4321,
+            sealed,
+            window: 1024,
+            chunk_shift: shift,
+            ..Scenario::new(seed, link)
+        };
+        let r = run(sc, Receiver::new(addr(SESSION_PORT)));
+        check_delivered(&sc, &r);
+        let first = r.stats.packets_sent - r.stats.retransmits;
+        eprintln!(
+            "window 1024 sealed {sealed} chunk 2^{shift} loss {loss}: {first} packets, {} resent, {} chunks read \
+             again, {:.1} ms virtual",
+            r.stats.retransmits,
+            r.stats.chunks_reread,
+            r.end_time as f64 / 1000.0
+        );
+        assert!(r.stats.chunks_reread > 0, "seed {seed}: no loss hit an old chunk");
+        assert!(r.stats.retransmits <= retransmit_budget(first, loss));
+    }
+}
+
+#[test]
+fn a_dump_source_that_changed_ends_the_dump_before_reusing_a_nonce() {
+    let link = Link {
+        delay: Duration::from_millis(1),
+        loss: 0.05,
+        ..Link::CLEAN
+    };
+    let sc = Scenario {
+        len: 3_000_000,
+        window: 1024,
+        changed_source: true,
+        ..Scenario::new(1600, link)
+    };
+    let r = run(sc, Receiver::new(addr(SESSION_PORT)));
+    assert_eq!(r.outcome, Event::Failed(FailReason::SourceChanged));
+    assert_eq!(r.stats.chunks_reread, 0, "no changed chunk was used");
+    // What the receiver holds authenticates chunk by chunk: nothing sealed from the changed bytes got out.
+    let rcpt = recipient(7);
+    let view = seal::HeaderView::parse(&r.receiver.key).unwrap();
+    let stanza = view.stanzas().next().unwrap();
+    let opener = view
+        .open(&seal::unwrap_x25519(&rcpt.secret, &stanza, &view).unwrap())
+        .unwrap();
+    let record = 65_536 + 16;
+    let whole = r.receiver.core.len() / record;
+    assert!(whole > 0);
+    for i in 0..whole {
+        let mut chunk = r.receiver.core[i * record..(i + 1) * record].to_vec();
+        if chunk.iter().all(|&b| b == 0) {
+            continue; // a hole the lost packets left
+        }
+        if let Ok(n) = opener.open_chunk(i as u64, &mut chunk) {
+            assert_eq!(&chunk[..n], &r.data[i * 65_536..i * 65_536 + n], "chunk {i}");
+        }
+    }
+}
+
+#[test]
 fn stock_netdumpd_buffer_is_not_overrun_into_collapse() {
     // netdumpd reads its per-session socket (128 KiB SO_RCVBUF) at its own pace; here 40 µs per datagram
     // (~36 MB/s at 1448 bytes), slower than the client can send.
@@ -823,16 +917,15 @@ fn abort_leaves_an_authentic_aborted_dump() {
         dump_key: None,
         metadata: seal::Metadata::default(),
     };
-    let mut slot_buf = vec![0u8; 64 * slot_len(1448)];
     let mut slot_state = vec![SlotState::EMPTY; 64];
-    let mut chunk = vec![0u8; 65_536 + 16];
+    let mut chunks = vec![0u8; chunk_buffer_len(65_536)];
     let mut header = vec![0u8; 4096];
+    let mut tags = vec![[0u8; TAG_LEN]; tag_slots(64, 1448, 65_536)];
     let buffers = Buffers {
-        slots: &mut slot_buf,
-        slot_len: slot_len(1448),
         slot_state: &mut slot_state,
-        chunk: &mut chunk,
+        chunks: &mut chunks,
         header: &mut header,
+        tags: &mut tags,
     };
     let config = Config {
         window: 64,
@@ -862,7 +955,7 @@ fn abort_leaves_an_authentic_aborted_dump() {
         if written == data.len() {
             client.abort();
         }
-        while let Some(tx) = client.poll_transmit(Instant::from_micros(now), &mut buf) {
+        while let Some(tx) = client.poll_transmit(Instant::from_micros(now), &mut buf, &data[..]) {
             net.send(now, addr(CLIENT), tx.destination, &buf[..tx.len]);
         }
         if let Some(ev) = std::iter::from_fn(|| client.poll_event())

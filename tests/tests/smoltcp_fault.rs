@@ -12,7 +12,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
 
-use sealdump_client_core::{Buffers, Client, Config, Event, Instant, Mode, SlotState, Stats, seal, slot_len};
+use sealdump_client_core::{
+    Buffers, Client, Config, Event, Instant, Mode, SlotState, Stats, TAG_LEN, chunk_buffer_len, seal,
+    tag_slots,
+};
 use sealdump_crypto::X25519Secret;
 use sealdump_crypto::seal::{HeaderView, TrailerStatus};
 use sealdump_drivers::net::{MAX_DATAGRAM, NetConfig, UdpStack, UdpStorage};
@@ -413,16 +416,15 @@ fn run(sc: Scenario) -> Outcome {
         },
     };
     let window = 64;
-    let mut slot_buf = vec![0u8; window * slot_len(payload)];
     let mut slot_state = vec![SlotState::EMPTY; window];
-    let mut chunk = vec![0u8; (1 << 16) + 16];
+    let mut chunks = vec![0u8; chunk_buffer_len(1 << 16)];
     let mut header = vec![0u8; 4096];
+    let mut tags = vec![[0u8; TAG_LEN]; tag_slots(window, payload, 1 << 16)];
     let buffers = Buffers {
-        slots: &mut slot_buf,
-        slot_len: slot_len(payload),
         slot_state: &mut slot_state,
-        chunk: &mut chunk,
+        chunks: &mut chunks,
         header: &mut header,
+        tags: &mut tags,
     };
     let config = Config {
         herald_path: b"smol/dumps",
@@ -478,7 +480,7 @@ fn run(sc: Scenario) -> Outcome {
             finished = true;
         }
         while stack.can_send(MAX_DATAGRAM) {
-            let Some(transmit) = client.poll_transmit(t, &mut datagram) else {
+            let Some(transmit) = client.poll_transmit(t, &mut datagram, &data[..]) else {
                 break;
             };
             assert_eq!(transmit.destination.ip(), server_ip);

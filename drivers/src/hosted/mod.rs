@@ -274,20 +274,27 @@ fn run(cli: &Cli) -> Result<(), AppError> {
     }
 
     // Open the input: stdin, or a file read sequentially (/proc/vmcore is a regular file that reports its size).
-    let (input, total_len): (DumpReader, Option<u64>) = if input_path.as_os_str() == "-" {
-        (Box::new(io::stdin()), None)
-    } else {
-        let file = File::open(input_path)
-            .map_err(|e| usage(format!("cannot open {}: {e}", input_path.display())))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| usage(format!("cannot stat {}: {e}", input_path.display())))?;
-        if meta.is_dir() {
-            return Err(usage(format!("{} is a directory", input_path.display())));
-        }
-        let len = (meta.is_file() && meta.len() > 0).then_some(meta.len());
-        (Box::new(file), len)
-    };
+    // A regular file is also read again with positional reads when a retransmission needs a chunk client-core
+    // no longer buffers; anything else (stdin, a FIFO, a device) is kept in memory as long as the client may ask.
+    let (input, total_len, reread): (DumpReader, Option<u64>, sender::Reread) =
+        if input_path.as_os_str() == "-" {
+            (Box::new(io::stdin()), None, sender::Reread::Memory)
+        } else {
+            let file = File::open(input_path)
+                .map_err(|e| usage(format!("cannot open {}: {e}", input_path.display())))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| usage(format!("cannot stat {}: {e}", input_path.display())))?;
+            if meta.is_dir() {
+                return Err(usage(format!("{} is a directory", input_path.display())));
+            }
+            let len = (meta.is_file() && meta.len() > 0).then_some(meta.len());
+            let reread = match meta.is_file().then(|| file.try_clone()) {
+                Some(Ok(again)) => sender::Reread::File(again),
+                _ => sender::Reread::Memory,
+            };
+            (Box::new(file), len, reread)
+        };
     let (kdh, input) =
         peek_kdh(input).map_err(|e| usage(format!("cannot read {}: {e}", input_path.display())))?;
 
@@ -313,7 +320,7 @@ fn run(cli: &Cli) -> Result<(), AppError> {
 
     let bar = progress_bar(cli.quiet, total_len);
     let started = std::time::Instant::now();
-    let outcome = sender::send(&config, input, kdh, &mut |stats| {
+    let outcome = sender::send_with(&config, input, reread, kdh, &mut |stats| {
         bar.set_position(stats.bytes_acked);
         bar.set_message(format!("{} retransmits", stats.retransmits));
     });

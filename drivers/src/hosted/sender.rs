@@ -5,15 +5,26 @@
 //! `poll_transmit` yields, collect events, then sleep in `poll(2)` until a datagram arrives or the client's next
 //! timer, if that turn did nothing. The input is read by a separate thread into a small queue of 1 MiB blocks, so a
 //! slow pipe or disk never stalls acks and retransmissions.
+//!
+//! client-core buffers only two chunks; a retransmission of an older one reads it again ([`Reread`]): a file
+//! (and /proc/vmcore) with positional reads, a pipe or stdin from the input blocks kept in memory since the
+//! client last said it might need them ([`Client::retained_from`], about a window's worth of bytes).
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{self, Read};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use sealdump_client_core::{self as core, Buffers, Client, Config, Event, Mode, SlotState, Stats, seal};
+use sealdump_client_core::{
+    self as core, Buffers, Client, Config, DumpSource, Event, FailReason, Mode, SlotState, SourceError,
+    Stats, seal,
+};
 use sealdump_crypto::keys::PublicKey;
 use sealdump_crypto::{AeadId, DumpKey};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -24,6 +35,99 @@ const INPUT_BLOCK: usize = 1 << 20;
 const INPUT_QUEUE: usize = 4;
 /// Socket buffers: a full window of 8 KiB datagrams fits several times over.
 const SOCKET_BUFFER: usize = 8 << 20;
+
+/// How the send loop reads dump bytes again for retransmissions of chunks client-core no longer buffers.
+#[derive(Debug)]
+pub enum Reread {
+    /// Positional reads of this file, whose byte 0 is the dump's byte 0 (a regular file, /proc/vmcore).
+    File(File),
+    /// Keep the input blocks in memory until the client no longer needs them (stdin, pipes, generators).
+    Memory,
+}
+
+/// The dump as the client's [`DumpSource`]: a file, or the input blocks still kept.
+struct Source {
+    file: Option<File>,
+    /// Blocks kept, the first starting at dump offset `kept_from`.
+    blocks: VecDeque<Vec<u8>>,
+    kept_from: u64,
+    /// The first read error, for the failure message.
+    error: RefCell<Option<io::Error>>,
+}
+
+impl Source {
+    fn new(reread: Reread) -> Self {
+        Self {
+            file: match reread {
+                Reread::File(file) => Some(file),
+                Reread::Memory => None,
+            },
+            blocks: VecDeque::new(),
+            kept_from: 0,
+            error: RefCell::new(None),
+        }
+    }
+
+    /// Keeps a block just read (the last one is the one being written to the client).
+    fn push(&mut self, block: Vec<u8>) {
+        self.blocks.push_back(block);
+    }
+
+    /// Forgets the blocks wholly before `offset` (never the last one).
+    fn forget_before(&mut self, offset: u64) {
+        while self.blocks.len() > 1 {
+            let len = self.blocks[0].len() as u64;
+            if self.file.is_none() && self.kept_from + len > offset {
+                break;
+            }
+            self.blocks.pop_front();
+            self.kept_from += len;
+        }
+    }
+
+    /// Why reading failed, for the message.
+    fn failure(&self, reason: FailReason) -> String {
+        match (reason, self.error.borrow().as_ref()) {
+            (FailReason::Source(_), Some(e)) => format!("{reason} ({e})"),
+            (FailReason::Source(SourceError::Unavailable), None) => {
+                format!("{reason} (the input cannot be read twice and was forgotten)")
+            }
+            _ => reason.to_string(),
+        }
+    }
+}
+
+impl DumpSource for Source {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        if let Some(file) = &self.file {
+            return file.read_exact_at(buf, offset).map_err(|e| {
+                self.error.borrow_mut().get_or_insert(e);
+                SourceError::Io
+            });
+        }
+        let mut at = self.kept_from;
+        let mut done = 0;
+        for block in &self.blocks {
+            let end = at + block.len() as u64;
+            let pos = offset + done as u64;
+            if pos < end && done < buf.len() {
+                if pos < at {
+                    break;
+                }
+                let within = (pos - at) as usize;
+                let n = (block.len() - within).min(buf.len() - done);
+                buf[done..done + n].copy_from_slice(&block[within..within + n]);
+                done += n;
+            }
+            at = end;
+        }
+        if done == buf.len() {
+            Ok(())
+        } else {
+            Err(SourceError::Unavailable)
+        }
+    }
+}
 
 /// Sealed-dump metadata owned by the caller (copied into the seal header, encrypted).
 #[derive(Debug, Clone, Default)]
@@ -210,15 +314,34 @@ pub fn leading_kdh(block: &[u8]) -> Option<[u8; 512]> {
     repr.parity_ok.then_some(hdr)
 }
 
-/// Runs one dump: reads `input` to EOF and sends it. `on_progress` sees every progress report.
+/// Runs one dump: reads `input` to EOF and sends it, keeping the input in memory for retransmissions as long as
+/// needed ([`Reread::Memory`]). `on_progress` sees every progress report.
 pub fn send(
     config: &SendConfig,
     input: Box<dyn Read + Send>,
     kdh: Option<[u8; 512]>,
     on_progress: &mut dyn FnMut(&Stats),
 ) -> Result<Outcome, SendError> {
+    send_with(config, input, Reread::Memory, kdh, on_progress)
+}
+
+/// [`send`], re-reading the dump for retransmissions as `reread` says.
+pub fn send_with(
+    config: &SendConfig,
+    input: Box<dyn Read + Send>,
+    reread: Reread,
+    kdh: Option<[u8; 512]>,
+    on_progress: &mut dyn FnMut(&Stats),
+) -> Result<Outcome, SendError> {
     let socket = bind_socket(config.bind)?;
-    send_on(&socket, config, spawn_reader(input), kdh, on_progress)
+    send_on(
+        &socket,
+        config,
+        spawn_reader(input),
+        Source::new(reread),
+        kdh,
+        on_progress,
+    )
 }
 
 /// Builds the sealed-mode recipients: HPKE for X25519 keys (done by client-core), one pre-wrapped RSA-OAEP body per
@@ -238,6 +361,7 @@ fn send_on(
     socket: &UdpSocket,
     config: &SendConfig,
     input: mpsc::Receiver<Block>,
+    mut source: Source,
     kdh: Option<[u8; 512]>,
     on_progress: &mut dyn FnMut(&Stats),
 ) -> Result<Outcome, SendError> {
@@ -305,18 +429,22 @@ fn send_on(
         }
     };
 
-    let slot_len = sealdump_wire::netdump::HEADER_LEN + config.payload_size;
-    let chunk_size = 1usize << chunk_shift;
-    let mut slots = vec![0u8; config.window * slot_len];
+    // Plain mode buffers client-core's fixed plain chunk size.
+    let chunk_size = match config.security {
+        Security::Plain => core::PLAIN_CHUNK_SIZE,
+        Security::Sealed { .. } => 1usize << chunk_shift,
+    };
+    // Per-packet state only (32 bytes a packet): large windows cost little memory.
     let mut slot_state = vec![SlotState::EMPTY; config.window];
-    let mut chunk = vec![0u8; chunk_size + sealdump_crypto::TAG_LEN];
+    let mut chunks = vec![0u8; core::chunk_buffer_len(chunk_size)];
     let mut header = vec![0u8; core::HEADER_BUFFER_LEN];
+    let mut tags =
+        vec![[0u8; core::TAG_LEN]; core::tag_slots(config.window, config.payload_size, chunk_size)];
     let buffers = Buffers {
-        slots: &mut slots,
-        slot_len,
         slot_state: &mut slot_state,
-        chunk: &mut chunk,
+        chunks: &mut chunks,
         header: &mut header,
+        tags: &mut tags,
     };
     let client_config = Config {
         server: config.server,
@@ -333,11 +461,13 @@ fn send_on(
     let mut client =
         Client::new(client_config, buffers, &mut rng, now()).map_err(|e| SendError::Client(e.to_string()))?;
 
-    let mut tx_buf = vec![0u8; slot_len.max(core::HEADER_BUFFER_LEN + 64)];
+    let mut tx_buf = vec![0u8; core::datagram_len(config.payload_size)];
     let mut rx_buf = vec![0u8; 65_536];
     // A datagram `poll_transmit` produced that the socket would not take yet: (length, destination).
     let mut stalled: Option<(usize, SocketAddr)> = None;
-    let mut pending: Option<(Vec<u8>, usize)> = None;
+    // Bytes of the newest input block (the last one `source` keeps) already written to the client; `None` when
+    // it is all written and the next block is due.
+    let mut pending: Option<usize> = None;
     let mut input_open = true;
     let mut read_error: Option<io::Error> = None;
 
@@ -370,7 +500,10 @@ fn send_on(
         while input_open {
             if pending.is_none() {
                 match input.try_recv() {
-                    Ok(Block::Data(block)) => pending = Some((block, 0)),
+                    Ok(Block::Data(block)) => {
+                        source.push(block);
+                        pending = Some(0);
+                    }
                     Ok(Block::Error(e)) => {
                         read_error = Some(e);
                         input_open = false;
@@ -385,7 +518,7 @@ fn send_on(
                     }
                 }
             }
-            let Some((block, pos)) = pending.as_mut() else {
+            let (Some(pos), Some(block)) = (pending.as_mut(), source.blocks.back()) else {
                 continue;
             };
             let taken = client.write(&block[*pos..]);
@@ -412,9 +545,10 @@ fn send_on(
                 }
             }
         }
+        source.forget_before(client.retained_from());
         if stalled.is_none() {
             let t = now();
-            while let Some(transmit) = client.poll_transmit(t, &mut tx_buf) {
+            while let Some(transmit) = client.poll_transmit(t, &mut tx_buf, &source) {
                 busy = true;
                 match socket.send_to(&tx_buf[..transmit.len], transmit.destination) {
                     Ok(_) => {}
@@ -451,7 +585,7 @@ fn send_on(
                 Event::Failed(reason) => {
                     return Ok(match read_error {
                         Some(e) => Outcome::InputFailed(e),
-                        None => Outcome::Failed(format!("{reason}")),
+                        None => Outcome::Failed(source.failure(reason)),
                     });
                 }
             }
@@ -477,4 +611,57 @@ fn unix_time() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn kept_blocks_are_read_across_their_boundaries_until_forgotten() {
+        let mut source = Source::new(Reread::Memory);
+        source.push((0..10).collect());
+        source.push((10..20).collect());
+        source.push((20..25).collect());
+        let mut buf = [0u8; 12];
+        source.read_at(4, &mut buf).unwrap();
+        assert_eq!(buf.to_vec(), (4..16).collect::<Vec<u8>>());
+        let mut tail = [0u8; 5];
+        assert_eq!(
+            source.read_at(21, &mut tail),
+            Err(SourceError::Unavailable),
+            "past the end"
+        );
+        source.forget_before(15);
+        assert_eq!(source.kept_from, 10, "a block partly needed is kept");
+        assert_eq!(source.read_at(4, &mut buf), Err(SourceError::Unavailable));
+        source.read_at(10, &mut buf).unwrap();
+        assert_eq!(buf.to_vec(), (10..22).collect::<Vec<u8>>());
+        source.forget_before(1000);
+        assert_eq!(source.blocks.len(), 1, "the block being written stays");
+        assert!(
+            source
+                .failure(FailReason::Source(SourceError::Unavailable))
+                .contains("cannot be read twice")
+        );
+    }
+
+    #[test]
+    fn a_file_is_read_again_at_offsets_and_its_errors_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump");
+        std::fs::write(&path, (0..=255u8).collect::<Vec<_>>()).unwrap();
+        let mut source = Source::new(Reread::File(File::open(&path).unwrap()));
+        source.push(vec![0; 4]);
+        source.push(vec![0; 4]);
+        source.forget_before(0);
+        assert_eq!(source.blocks.len(), 1, "a file source keeps no history");
+        let mut buf = [0u8; 3];
+        source.read_at(200, &mut buf).unwrap();
+        assert_eq!(buf, [200, 201, 202]);
+        assert_eq!(source.read_at(255, &mut buf), Err(SourceError::Io));
+        assert!(source.failure(FailReason::Source(SourceError::Io)).contains('('));
+    }
 }

@@ -290,17 +290,16 @@ impl Job<'_> {
         };
 
         let window = usize::from(self.cli.window);
-        let slot_len = HEADER_LEN + self.payload_size;
-        let mut slots = vec![0u8; window * slot_len];
+        let chunk_size = 1usize << params.chunk_shift;
         let mut slot_state = vec![SlotState::EMPTY; window];
-        let mut chunk = vec![0u8; (1usize << params.chunk_shift) + TAG_LEN];
+        let mut chunks = vec![0u8; client_core::chunk_buffer_len(chunk_size)];
         let mut header = vec![0u8; HEADER_BUFFER_LEN];
+        let mut tags = vec![[0u8; TAG_LEN]; client_core::tag_slots(window, self.payload_size, chunk_size)];
         let buffers = Buffers {
-            slots: &mut slots,
-            slot_len,
             slot_state: &mut slot_state,
-            chunk: &mut chunk,
+            chunks: &mut chunks,
             header: &mut header,
+            tags: &mut tags,
         };
         let config = Config {
             server: self.cli.to,
