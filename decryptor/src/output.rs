@@ -43,6 +43,9 @@ impl OutputFile {
             path: path.to_path_buf(),
             keep: false,
         };
+        // Sparse (ftruncate), not fallocate: on tmpfs, fallocate plus the overwrites cost the same CPU as the page
+        // allocation inside the writes (measured 0.22 + 0.28 s vs 0.50 s per GiB), and it runs on one thread
+        // under the same inode lock that serializes the writes.
         out.file.set_len(len).map_err(Error::io(path))?;
         Ok(out)
     }
