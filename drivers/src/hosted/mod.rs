@@ -331,10 +331,11 @@ fn run(cli: &Cli) -> Result<(), AppError> {
             if !cli.quiet {
                 let bytes = stats.bytes_written;
                 eprintln!(
-                    "sealdump-send: done: {bytes} bytes to {server} in {elapsed:.2} s ({:.1} MB/s), {} datagrams, {} retransmits",
+                    "sealdump-send: done: {bytes} bytes to {server} in {elapsed:.2} s ({:.1} MB/s), {} datagrams, {} retransmits, {} chunks read again",
                     bytes as f64 / elapsed.max(1e-6) / 1e6,
                     stats.packets_sent,
                     stats.retransmits,
+                    stats.chunks_reread,
                 );
             }
             Ok(())
