@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use indicatif::ProgressBar;
 use rayon::prelude::*;
@@ -121,13 +121,6 @@ fn batch_len(threads: usize, record_size: u64) -> usize {
     threads.saturating_mul(16).min(cap).max(1)
 }
 
-/// Records per batch of positional runs, which hold one buffer per thread, not per record. Batches only keep the
-/// threads reading and writing near each other (one readahead window, nearby output pages); the join at each
-/// batch end costs a thread at most one record's wait, so they are long.
-fn positional_batch_len(threads: usize) -> usize {
-    threads.saturating_mul(256).max(1)
-}
-
 enum Slot {
     Ok(usize),
     Failed,
@@ -163,8 +156,9 @@ pub fn run<W: Write + Send>(
     }
 }
 
-/// Positional writes (or none): every worker reuses one record buffer, which stays in its cache, and writes the
-/// plaintext straight from it.
+/// Positional writes (or none). Every worker claims the next record from a shared counter, so the workers stay
+/// within a few records of each other (one readahead window, neighbouring output pages) with no barrier to wait
+/// at, and reuses one record buffer, which stays in its cache.
 fn run_positional(
     input: &File,
     layout: &Layout,
@@ -174,53 +168,61 @@ fn run_positional(
     keep_going: bool,
     progress: &ProgressBar,
 ) -> Result<Outcome, EngineError> {
-    let batch = positional_batch_len(rayon::current_num_threads()) as u64;
-    // Lowest failed index so far: without keep_going, records past it are skipped, never records before it.
+    let next = AtomicU64::new(0);
+    // Lowest failed index so far. Indices are claimed in ascending order, so without keep_going a worker stops
+    // at the first claim past it, and every record before the lowest failure is still processed.
     let lowest_failure = AtomicU64::new(u64::MAX);
-    let processed = AtomicU64::new(0);
-    let mut outcome = Outcome::default();
-    let mut first = 0u64;
-    while first < layout.records {
-        let end = first.saturating_add(batch).min(layout.records);
-        let failed: Vec<u64> = (first..end)
-            .into_par_iter()
-            .map_init(
-                || vec![0u8; record_size],
-                |buf, index| -> Result<Option<u64>, EngineError> {
-                    if !keep_going && index > lowest_failure.load(Ordering::Relaxed) {
-                        return Ok(None);
-                    }
-                    let (offset, len) = layout.record_range(index);
-                    let record = buf
-                        .get_mut(..len as usize)
-                        .ok_or_else(|| EngineError::Read(io::ErrorKind::InvalidInput.into()))?;
-                    input.read_exact_at(record, offset).map_err(EngineError::Read)?;
-                    processed.fetch_add(1, Ordering::Relaxed);
-                    let Some(n) = opener.open_record(index, record) else {
-                        lowest_failure.fetch_min(index, Ordering::Relaxed);
-                        return Ok(Some(index));
-                    };
-                    if let Some(out) = out {
-                        out.write_all_at(&record[..n], index * layout.chunk_size)
-                            .map_err(EngineError::Write)?;
-                    }
-                    progress.inc(n as u64);
-                    Ok(None)
-                },
-            )
-            .filter_map(Result::transpose)
-            .collect::<Result<_, _>>()?;
-        outcome.failed.extend(failed);
-        if !keep_going && lowest_failure.load(Ordering::Relaxed) != u64::MAX {
-            break;
+    let io_failed = AtomicBool::new(false);
+    let open_one = |index: u64, buf: &mut Vec<u8>| -> Result<bool, EngineError> {
+        let (offset, len) = layout.record_range(index);
+        let record = buf
+            .get_mut(..len as usize)
+            .ok_or_else(|| EngineError::Read(io::ErrorKind::InvalidInput.into()))?;
+        input.read_exact_at(record, offset).map_err(EngineError::Read)?;
+        let Some(n) = opener.open_record(index, record) else {
+            return Ok(false);
+        };
+        if let Some(out) = out {
+            out.write_all_at(&record[..n], index * layout.chunk_size)
+                .map_err(EngineError::Write)?;
         }
-        first = end;
+        progress.inc(n as u64);
+        Ok(true)
+    };
+    let workers = rayon::broadcast(|_| -> Result<(Vec<u64>, u64), EngineError> {
+        let mut buf = vec![0u8; record_size];
+        let mut failed = Vec::new();
+        let mut processed = 0u64;
+        while !io_failed.load(Ordering::Relaxed) {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            if index >= layout.records || (!keep_going && index > lowest_failure.load(Ordering::Relaxed)) {
+                break;
+            }
+            match open_one(index, &mut buf) {
+                Ok(true) => {}
+                Ok(false) => {
+                    failed.push(index);
+                    lowest_failure.fetch_min(index, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    io_failed.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+            processed += 1;
+        }
+        Ok((failed, processed))
+    });
+    let mut outcome = Outcome::default();
+    for worker in workers {
+        let (failed, processed) = worker?;
+        outcome.failed.extend(failed);
+        outcome.processed += processed;
     }
     outcome.failed.sort_unstable();
     if !keep_going {
         outcome.failed.truncate(1);
     }
-    outcome.processed = processed.into_inner();
     Ok(outcome)
 }
 
@@ -520,6 +522,27 @@ mod tests {
                 .unwrap();
             proptest::prop_assert_eq!(o.failed.first(), damaged.first());
             proptest::prop_assert!(o.failed.len() <= 1);
+        }
+    }
+
+    #[test]
+    fn unwritable_output_is_a_write_error_on_any_thread_count() {
+        let (input, _plain, layout) = setup(100_000, 1000);
+        let input_file = File::open(input.path()).unwrap();
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let read_only = File::open(out.path()).unwrap();
+        for threads in [1, 3] {
+            let r = pool(threads).install(|| {
+                run::<Vec<u8>>(
+                    &input_file,
+                    &layout,
+                    &Toy,
+                    Sink::File(&read_only),
+                    true,
+                    &ProgressBar::hidden(),
+                )
+            });
+            assert!(matches!(r, Err(EngineError::Write(_))), "{threads} threads");
         }
     }
 
