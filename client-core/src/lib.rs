@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!  loop {
-//!      // 1. feed the dump: write() returns how much it took (0 = window full, come back later)
+//!      // 1. feed the dump: write() returns how much it took (0 = pipeline full, come back later)
 //!      n = client.write(&data[pos..]);            ... then client.finish(kdh) once all is written
 //!      // 2. send everything the client wants to send now
 //!      //    `dump` is the whole dump (a DumpSource): retransmissions of older chunks re-read it
@@ -30,12 +30,13 @@
 //! + 2 × (C + 16)                    two chunk buffers: the chunk being written and the one being sent
 //! + 4096                            seal header buffer (sealed mode; 0 in plain mode)
 //! + 16 × tag_slots(W, P, C)         tags of the chunks with unacked bytes (sealed mode; 0 in plain mode)
-//! + size_of::<Client>()             the state machine itself (keys included)
+//! + size_of::<Client>()             the state machine itself (2 000 bytes on x86_64, keys included)
 //! ```
 //!
-//! At P = 1448, C = 64 KiB, sealed: W = 256 → 8 192 + 131 104 + 4 096 + 160 + `Client` ≈ 140 KiB;
-//! W = 1024 → 32 768 + 131 104 + 4 096 + 432 + `Client` ≈ 166 KiB. [`ram_required`] computes it for any
-//! configuration. No stack buffer larger than the 512-byte kernel dump header is used.
+//! At P = 1448, C = 64 KiB, sealed: W = 256 → 8 192 + 131 104 + 4 096 + 160 + 2 000 = 145 552 bytes (≈ 142 KiB);
+//! W = 512 → 153 840 (≈ 150 KiB); W = 1024 → 32 768 + 131 104 + 4 096 + 432 + 2 000 = 170 400 (≈ 166 KiB).
+//! [`ram_required`] computes it for any configuration. No stack buffer larger than the 512-byte kernel dump
+//! header is used.
 //!
 //! # Re-reading the dump
 //! Only two chunks are buffered, so a retransmission may need bytes of an older chunk. The client then reads
@@ -44,8 +45,13 @@
 //! chunk index), which gives the same bytes. The tag of every chunk with unacked bytes is kept; a re-sealed
 //! chunk whose tag differs means the source changed under the dump, and sending it would reuse an AEAD nonce
 //! for other plaintext: it is never sent, and the dump ends with [`FailReason::SourceChanged`]. A source that
-//! cannot seek (a pipe) keeps the bytes from [`Client::retained_from`] on. Retransmissions are sent oldest
-//! first, so each lost chunk is re-read once per loss episode, not once per lost packet.
+//! cannot seek (a pipe) keeps the bytes from [`Client::retained_from`] on.
+//!
+//! Cost: nothing without loss (a chunk's first transmissions only ever use its buffer). Retransmissions go out
+//! oldest first, so lost packets of one chunk share a re-read; since one buffer holds the chunk being written,
+//! the chunk being sent usually gives up its buffer and is sealed again after the retransmission, so a loss on a
+//! window longer than two chunks costs about two chunk seals (2 × 64 KiB at the default chunk size; smaller chunks
+//! make a loss cheaper).
 //!
 //! # Protocol (FreeBSD netdump, DESIGN §3)
 //! HERALD (seqno 1, optional path) to the herald address → the first ack's source port is the session port →
