@@ -1,6 +1,8 @@
-//! Writes a sealed dump for benchmarks: `make_sealed_dump DIR SIZE_MIB [chacha20-poly1305|aes-256-gcm] [SHIFT]`
+//! Writes a sealed dump for benchmarks:
+//! `make_sealed_dump DIR SIZE_MIB [chacha20-poly1305|aes-256-gcm] [SHIFT] [ZERO_PERCENT]`
 //! creates DIR/analyst.key (X25519, PKCS#8 PEM), DIR/key.bench.0, DIR/vmcore_encrypted.bench.0 and
-//! DIR/plain.bench.0 (the same plaintext, for baselines that need a same-size file).
+//! DIR/plain.bench.0 (the same plaintext, for baselines that need a same-size file). The plaintext is incompressible
+//! except for ZERO_PERCENT (default 0) of its 4 KiB pages, which are zeros, spread evenly, like a crash dump's.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufWriter, Write};
@@ -23,6 +25,7 @@ fn main() {
         .map(|a| AeadId::from_name(a).expect("aead"))
         .unwrap_or(AeadId::ChaCha20Poly1305);
     let chunk_shift: u8 = args.get(4).map(|s| s.parse().expect("shift")).unwrap_or(16);
+    let zero_percent: u64 = args.get(5).map(|s| s.parse().expect("zero percent")).unwrap_or(0);
 
     let mut rng = rand::rng();
     let secret = X25519Secret::generate(&mut rng);
@@ -73,12 +76,19 @@ fn main() {
     let mut index = 0u64;
     while written < size {
         let n = (size - written).min(chunk as u64) as usize;
-        // Incompressible but cheap plaintext (xorshift64).
-        for word in buf[..n].chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            word.copy_from_slice(&x.to_le_bytes()[..word.len()]);
+        // Incompressible but cheap plaintext (xorshift64), with the requested share of zero pages.
+        for (k, page) in buf[..n].chunks_mut(4096).enumerate() {
+            let page_index = written / 4096 + k as u64;
+            if page_index * zero_percent % 100 + zero_percent >= 100 {
+                page.fill(0);
+                continue;
+            }
+            for word in page.chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                word.copy_from_slice(&x.to_le_bytes()[..word.len()]);
+            }
         }
         plain_out.write_all(&buf[..n]).unwrap();
         let tag = sealer.seal_chunk(index, &mut buf[..n]).unwrap();
