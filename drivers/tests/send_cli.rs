@@ -63,7 +63,7 @@ fn bad_provisioning_files_are_usage_errors() {
         ("version = 2\nreceiver = [\"127.0.0.1\"]\n".to_string(), "version"),
         (
             "version = 1\nreceiver = [\"127.0.0.1\"]\n".to_string(),
-            "no recipient",
+            "0 recipients",
         ),
         (
             format!(

@@ -4,7 +4,6 @@
 //! [`sender::send`] is the library entry point; [`main`] is the whole binary.
 
 pub mod cli;
-pub mod provision;
 pub mod sender;
 pub mod synthetic;
 
@@ -21,7 +20,7 @@ use sealdump_crypto::AeadId;
 use sealdump_crypto::keys::PublicKey;
 
 pub use cli::Cli;
-use provision::Provision;
+use sealdump_keytool::provision::{Provisioning, aead_from_name};
 use sender::{Outcome, OwnedMetadata, Security, SendConfig};
 
 /// Most recipients a sealed dump can have (DESIGN §4).
@@ -94,16 +93,6 @@ pub fn resolve_receiver(spec: &str) -> Result<SocketAddr, AppError> {
 fn read_public_key(path: &Path) -> Result<PublicKey, AppError> {
     sealdump_crypto::keys::read_public_key_file(path)
         .map_err(|e| usage(format!("recipient {}: {e}", path.display())))
-}
-
-fn aead_from_name(name: &str) -> Result<AeadId, AppError> {
-    match name {
-        "chacha20-poly1305" => Ok(AeadId::ChaCha20Poly1305),
-        "aes-256-gcm" => Ok(AeadId::Aes256Gcm),
-        other => Err(usage(format!(
-            "unknown AEAD {other:?} (chacha20-poly1305 or aes-256-gcm)"
-        ))),
-    }
 }
 
 fn first_line(path: &str) -> Option<String> {
@@ -211,7 +200,8 @@ fn run(cli: &Cli) -> Result<(), AppError> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
-            Some(Provision::parse(&text).map_err(|e| usage(format!("{}: {e}", path.display())))?)
+            // Checks every field, each recipient's key against its key_id, and the recipient count.
+            Some(Provisioning::from_toml(&text).map_err(|e| usage(format!("{}: {e}", path.display())))?)
         }
         None => None,
     };
@@ -228,7 +218,7 @@ fn run(cli: &Cli) -> Result<(), AppError> {
     let server = resolve_receiver(&receiver_spec)?;
     let client_port = cli
         .client_port
-        .or(provision.as_ref().and_then(|p| p.client_port))
+        .or(provision.as_ref().map(|p| p.client_port))
         .unwrap_or(sealdump_wire::netdump::CLIENT_PORT);
     let bind = match server {
         SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], client_port)),
@@ -240,34 +230,20 @@ fn run(cli: &Cli) -> Result<(), AppError> {
         recipients.push(read_public_key(path)?);
     }
     if let Some(p) = &provision {
-        if p.recipient.is_empty() {
-            return Err(usage("the provisioning file names no recipient"));
-        }
-        if p.recipient.len() > MAX_RECIPIENTS {
-            return Err(usage(format!("at most {} recipients", MAX_RECIPIENTS)));
-        }
-        for r in &p.recipient {
-            let key = PublicKey::from_pem(&r.public_key)
-                .map_err(|e| usage(format!("provisioning file recipient {}: {e}", r.key_id)))?;
-            let actual = hex::encode(key.key_id());
-            if !actual.eq_ignore_ascii_case(r.key_id.trim()) {
-                return Err(usage(format!(
-                    "provisioning file: recipient key_id {} does not match its public key (id {actual})",
-                    r.key_id
-                )));
-            }
-            recipients.push(key);
-        }
+        let keys = p
+            .public_keys()
+            .map_err(|e| usage(format!("provisioning file: {e}")))?;
+        recipients.extend(keys);
     }
-    let aead = match (cli.aead, provision.as_ref().and_then(|p| p.aead.as_deref())) {
+    let aead = match (cli.aead, &provision) {
         (Some(cli::AeadArg::Aes256Gcm), _) => AeadId::Aes256Gcm,
         (Some(cli::AeadArg::ChaCha20Poly1305), _) => AeadId::ChaCha20Poly1305,
-        (None, Some(name)) => aead_from_name(name)?,
+        (None, Some(p)) => aead_from_name(&p.aead).map_err(|e| usage(format!("provisioning file: {e}")))?,
         (None, None) => AeadId::ChaCha20Poly1305,
     };
     let chunk_shift = cli
         .chunk_shift
-        .or(provision.as_ref().and_then(|p| p.chunk_shift))
+        .or(provision.as_ref().map(|p| p.chunk_shift))
         .unwrap_or(16);
     if !(12..=20).contains(&chunk_shift) {
         return Err(usage(format!("chunk_shift {chunk_shift} out of range 12..=20")));
