@@ -67,8 +67,9 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(512..=8192))]
     pub payload_size: Option<u16>,
 
-    /// Maximum datagrams in flight.
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    /// Maximum datagrams in flight (32 bytes of state each; congestion control opens the flight up to it). 1024
+    /// keeps a 20 ms round trip busy at ~70 MB/s with 1448-byte datagrams.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub window: u16,
 
     /// AEAD of the sealed dump [default: chacha20-poly1305, or the provisioning file's].
