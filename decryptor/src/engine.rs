@@ -115,11 +115,21 @@ pub struct Outcome {
     pub processed: u64,
 }
 
-/// Records per batch of the ordered stream: enough to keep every thread busy between the ordered flushes, but
-/// never more than ~64 MiB of buffers, whatever the thread count.
+/// Record buffers a run may hold: ~64 MiB, whatever the thread count.
+fn buffer_cap(record_size: u64) -> usize {
+    usize::try_from((64 << 20) / record_size.max(1)).unwrap_or(usize::MAX)
+}
+
+/// Records per batch of the ordered stream: enough to keep every thread busy between the ordered flushes, within
+/// the buffer cap.
 fn batch_len(threads: usize, record_size: u64) -> usize {
-    let cap = usize::try_from((64 << 20) / record_size.max(1)).unwrap_or(usize::MAX);
-    threads.saturating_mul(16).min(cap).max(1)
+    threads.saturating_mul(16).min(buffer_cap(record_size)).max(1)
+}
+
+/// Workers of a positional run, one record buffer each, within the buffer cap (1024 threads at 1 MiB chunks
+/// would otherwise hold 1 GiB); the pool's other threads sit the run out.
+fn positional_workers(threads: usize, record_size: u64) -> usize {
+    threads.min(buffer_cap(record_size)).max(1)
 }
 
 enum Slot {
@@ -142,30 +152,35 @@ pub fn run<W: Write + Send>(
 ) -> Result<Outcome, EngineError> {
     let record_size = usize::try_from(layout.record_size())
         .map_err(|_| EngineError::Read(io::ErrorKind::InvalidInput.into()))?;
-    match sink {
-        Sink::Stream(w) => run_ordered(input, layout, opener, w, record_size, keep_going, progress),
-        Sink::File(out) => run_positional(
-            input,
-            layout,
-            opener,
-            Some(out),
-            record_size,
-            keep_going,
-            progress,
-        ),
-        Sink::Discard => run_positional(input, layout, opener, None, record_size, keep_going, progress),
-    }
+    let workers = positional_workers(rayon::current_num_threads(), layout.record_size());
+    let out = match sink {
+        Sink::Stream(w) => return run_ordered(input, layout, opener, w, record_size, keep_going, progress),
+        Sink::File(out) => Some(out),
+        Sink::Discard => None,
+    };
+    run_positional(
+        input,
+        layout,
+        opener,
+        out,
+        record_size,
+        workers,
+        keep_going,
+        progress,
+    )
 }
 
 /// Positional writes (or none). Every worker claims the next record from a shared counter, so the workers stay
 /// within a few records of each other (one readahead window, neighbouring output pages) with no barrier to wait
 /// at, and reuses one record buffer, which stays in its cache.
+#[allow(clippy::too_many_arguments)]
 fn run_positional(
     input: &File,
     layout: &Layout,
     opener: &dyn RecordOpener,
     out: Option<&File>,
     record_size: usize,
+    workers: usize,
     keep_going: bool,
     progress: &ProgressBar,
 ) -> Result<Outcome, EngineError> {
@@ -190,7 +205,10 @@ fn run_positional(
         progress.inc(n as u64);
         Ok(true)
     };
-    let workers = rayon::broadcast(|_| -> Result<(Vec<u64>, u64), EngineError> {
+    let results = rayon::broadcast(|context| -> Result<(Vec<u64>, u64), EngineError> {
+        if context.index() >= workers {
+            return Ok((Vec::new(), 0));
+        }
         let mut buf = vec![0u8; record_size];
         let mut failed = Vec::new();
         let mut processed = 0u64;
@@ -215,8 +233,8 @@ fn run_positional(
         Ok((failed, processed))
     });
     let mut outcome = Outcome::default();
-    for worker in workers {
-        let (failed, processed) = worker?;
+    for result in results {
+        let (failed, processed) = result?;
         outcome.failed.extend(failed);
         outcome.processed += processed;
     }
@@ -399,6 +417,15 @@ mod tests {
             assert!(b >= 1 && b as u64 * record <= 64 << 20, "{threads} threads: {b}");
         }
         assert_eq!(batch_len(2, 4112), 32);
+        for threads in [1usize, 2, 64, 1024] {
+            let w = positional_workers(threads, record);
+            assert!(
+                w >= 1 && w <= threads && w as u64 * record <= 64 << 20,
+                "{threads} threads: {w}"
+            );
+        }
+        assert_eq!(positional_workers(1024, 65_552), 1023);
+        assert_eq!(positional_workers(2, 65_552), 2);
     }
 
     #[test]
@@ -608,6 +635,34 @@ mod tests {
                 allocated <= (plain.len() - zero_pages * 4096) as u64,
                 "{allocated} bytes allocated"
             );
+        }
+    }
+
+    #[test]
+    fn pool_threads_beyond_the_buffer_cap_sit_out() {
+        let (input, plain, layout) = setup(30_000, 1000);
+        let input_file = File::open(input.path()).unwrap();
+        for workers in [1, 2] {
+            let out = tempfile::tempfile().unwrap();
+            out.set_len(layout.plaintext_len()).unwrap();
+            let o = pool(4)
+                .install(|| {
+                    run_positional(
+                        &input_file,
+                        &layout,
+                        &Toy,
+                        Some(&out),
+                        1016,
+                        workers,
+                        true,
+                        &ProgressBar::hidden(),
+                    )
+                })
+                .unwrap();
+            assert_eq!((o.failed.len(), o.processed), (0, layout.records));
+            let mut got = vec![0u8; plain.len()];
+            out.read_exact_at(&mut got, 0).unwrap();
+            assert_eq!(got, plain);
         }
     }
 
