@@ -262,9 +262,6 @@ impl<'a> Client<'a> {
             if buffers.header.len() < HEADER_BUFFER_LEN {
                 return Err(Error::HeaderBuffer);
             }
-            if buffers.tags.len() < 2 {
-                return Err(Error::TagBuffer);
-            }
             let dk = match dump_key {
                 Some(dk) => dk,
                 None => crate::DumpKey::generate(rng),
@@ -282,6 +279,9 @@ impl<'a> Client<'a> {
             )
             .map_err(Error::Crypto)?;
             chunk_size = s.chunk_size();
+            if buffers.tags.len() < crate::min_tag_slots(config.payload_size, chunk_size) {
+                return Err(Error::TagBuffer);
+            }
             header_len = len;
             sealer = Some(s);
             architecture = metadata.architecture;

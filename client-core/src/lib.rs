@@ -188,8 +188,8 @@ pub struct Buffers<'a> {
     pub chunks: &'a mut [u8],
     /// Sealed mode: at least [`HEADER_BUFFER_LEN`] bytes. Plain mode: unused, may be empty.
     pub header: &'a mut [u8],
-    /// Sealed mode: tags of the chunks still unacked, at least 2 entries; fewer than [`tag_slots`] throttles
-    /// the window. Plain mode: unused, may be empty.
+    /// Sealed mode: tags of the chunks still unacked, at least [`min_tag_slots`] entries; fewer than
+    /// [`tag_slots`] throttles the window. Plain mode: unused, may be empty.
     pub tags: &'a mut [[u8; TAG_LEN]],
 }
 
@@ -208,6 +208,12 @@ pub const fn chunk_buffer_len(chunk_size: usize) -> usize {
 /// touch, plus the two buffered ones and the one being written.
 pub const fn tag_slots(window: usize, payload_size: usize, chunk_size: usize) -> usize {
     (window * payload_size).div_ceil(chunk_size + TAG_LEN) + 4
+}
+
+/// Fewest tag slots a sealed client works with: the chunks that the bytes short of a whole message (waiting for
+/// the next chunk) can span, plus the one being written. 2 unless messages are longer than a record.
+pub const fn min_tag_slots(payload_size: usize, chunk_size: usize) -> usize {
+    1 + payload_size.saturating_sub(1).div_ceil(chunk_size + TAG_LEN)
 }
 
 /// Total RAM for a sealed client with `window` ring slots, `payload_size`-byte payloads and `chunk_size`-byte
@@ -355,7 +361,7 @@ pub enum Error {
     Window,
     /// The chunk buffers are shorter than [`chunk_buffer_len`]`(chunk size)`.
     ChunkBuffer,
-    /// Fewer than 2 tag slots (sealed mode).
+    /// Fewer than [`min_tag_slots`] tag slots (sealed mode).
     TagBuffer,
     /// The header buffer is shorter than [`HEADER_BUFFER_LEN`] (sealed mode).
     HeaderBuffer,
@@ -374,7 +380,9 @@ impl core::fmt::Display for Error {
             ),
             Error::Window => f.write_str("window must be 1..=number of slots, with at least 2 slots"),
             Error::ChunkBuffer => f.write_str("chunk buffers must hold 2 × (chunk size + 16) bytes"),
-            Error::TagBuffer => f.write_str("sealed mode needs at least 2 tag slots"),
+            Error::TagBuffer => {
+                f.write_str("too few tag slots for the payload and chunk size (min_tag_slots)")
+            }
             Error::HeaderBuffer => write!(f, "header buffer must hold {HEADER_BUFFER_LEN} bytes"),
             Error::HeraldPath => write!(
                 f,

@@ -408,6 +408,30 @@ fn rejects_bad_configs() {
         .map(|_| ())
     };
     assert_eq!(sealed(buffers(256, 4095, 8)), Err(Error::ChunkBuffer));
+    let long_messages = |tags| {
+        let mode = Mode::Sealed {
+            params: seal::Params {
+                chunk_shift: 12,
+                ..seal::Params::default()
+            },
+            recipients: x25519_recipients(),
+            dump_key: None,
+            metadata: seal::Metadata::default(),
+        };
+        let config = Config {
+            payload_size: 8192,
+            ..Config::new(addr(SERVER), mode)
+        };
+        Client::new(
+            config,
+            buffers(256, 4096, tags),
+            &mut StdRng::seed_from_u64(1),
+            Instant::from_millis(0),
+        )
+        .map(|_| ())
+    };
+    assert_eq!(long_messages(2), Err(Error::TagBuffer));
+    assert_eq!(long_messages(3), Ok(()));
     assert_eq!(sealed(buffers(256, 4096, 1)), Err(Error::TagBuffer));
     assert_eq!(sealed(buffers(256, 4096, 2)), Ok(()));
 }
@@ -963,4 +987,42 @@ fn retained_from_follows_the_oldest_unacked_chunk() {
         all.iter()
             .all(|s| s.offset + s.payload.len() as u64 <= data.len() as u64)
     );
+}
+
+#[test]
+fn messages_longer_than_a_record_and_the_fewest_tag_slots_still_finish() {
+    // 8 KiB messages over 4 KiB chunks: the short rest waiting for more data spans both buffers, one of which
+    // must be given up (and its chunk read again for the first transmission). The fewest tag slots (3 here)
+    // throttle writing to the acked chunks. Every message is acked at once.
+    let mode = Mode::Sealed {
+        params: seal::Params {
+            chunk_shift: 12,
+            ..seal::Params::default()
+        },
+        recipients: x25519_recipients(),
+        dump_key: None,
+        metadata: seal::Metadata::default(),
+    };
+    let config = Config {
+        payload_size: 8192,
+        window: 16,
+        ..Config::new(addr(SERVER), mode)
+    };
+    assert_eq!(min_tag_slots(8192, 4096), 3);
+    assert_eq!(min_tag_slots(1448, 4096), 2);
+    assert_eq!(min_tag_slots(4112, 4096), 2);
+    let mut c = Client::new(
+        config,
+        buffers(16, 4096, 3),
+        &mut StdRng::seed_from_u64(4),
+        Instant::from_millis(0),
+    )
+    .unwrap();
+    connect(&mut c);
+    let data = pseudo_random(40 * 4096 + 123);
+    // Chunk size 0 for the harness: no copy of the first message is lost.
+    let (stream, outcome) = run_losing_the_first_chunk(&mut c, &data, &data[..], 0);
+    assert!(matches!(outcome, Event::Done(_)), "{outcome:?}");
+    assert_eq!(stream.len() as u64, c.stream_len());
+    assert_eq!(stream.len(), 41 * 4112 + 48 - 4096 + 123);
 }
