@@ -11,7 +11,7 @@ use std::vec::Vec;
 
 use rsa::hazmat::rsa_decrypt_and_check;
 use rsa::traits::PublicKeyParts;
-use rsa::{BoxedUint, Oaep, Pkcs1v15Encrypt};
+use rsa::{BoxedUint, Oaep};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
@@ -146,6 +146,38 @@ pub fn oaep_decrypt(
     Ok(Zeroizing::new(db[start..].to_vec()))
 }
 
+/// RSAES-PKCS1-v1_5 decryption with explicit rejection (RFC 8017 §7.2.2): `EM = 0x00 ‖ 0x02 ‖ PS ‖ 0x00 ‖ M`
+/// with at least 8 non-zero padding bytes, else an error.
+///
+/// Not `rsa`'s `Pkcs1v15Encrypt`: `rsa` 0.10 answers bad padding with "implicit rejection" (a synthetic message
+/// of pseudo-random length, the defence for online oracles), so a wrong key or a random blob yields a 64-byte
+/// "key" about once in a few hundred tries and the EKCD unwrap would hand garbage to the cipher instead of
+/// saying "wrong key". Unwrapping here is offline (an analyst decrypting a stored dump): there is no oracle to
+/// defend, and the padding checks are still folded into one `Choice` as in [`oaep_decrypt`].
+fn pkcs1v15_decrypt(private: &rsa::PrivateKey, ct: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let k = private.size();
+    if ct.len() != k || k < 11 {
+        return Err(KeyError::Unwrap);
+    }
+    let em = raw_decrypt(private, ct)?;
+    let mut good = em[0].ct_eq(&0u8) & em[1].ct_eq(&2u8);
+    // The first zero byte after the two-byte prefix ends PS.
+    let mut looking = Choice::from(1u8);
+    let mut index = 0u32;
+    for (i, byte) in (2u32..).zip(&em[2..]) {
+        let is_zero = byte.ct_eq(&0u8);
+        index.conditional_assign(&i, looking & is_zero);
+        looking &= !is_zero;
+    }
+    good &= !looking;
+    // PS is em[2..index]: at least 8 bytes.
+    good &= !Choice::from(u8::from(index < 10));
+    if !bool::from(good) {
+        return Err(KeyError::Unwrap);
+    }
+    Ok(Zeroizing::new(em[index as usize + 1..].to_vec()))
+}
+
 /// FreeBSD EKCD key unwrap as `decryptcore(8)`: OAEP with SHA-1 / MGF1-SHA1 and an empty label, then
 /// PKCS#1 v1.5 for dumps from before FreeBSD switched to OAEP. The key must be exactly 64 bytes.
 pub fn ekcd_unwrap(
@@ -154,11 +186,7 @@ pub fn ekcd_unwrap(
 ) -> Result<Zeroizing<[u8; EKCD_KEY_LEN]>, KeyError> {
     let plain = match oaep_decrypt(private, encrypted_key, b"", OaepHash::Sha1, OaepHash::Sha1) {
         Ok(plain) => plain,
-        Err(_) => Zeroizing::new(
-            private
-                .decrypt_blinded(&mut rand::rng(), Pkcs1v15Encrypt, encrypted_key)
-                .map_err(|_| KeyError::Unwrap)?,
-        ),
+        Err(_) => pkcs1v15_decrypt(private, encrypted_key)?,
     };
     let mut key = Zeroizing::new([0u8; EKCD_KEY_LEN]);
     if plain.len() != EKCD_KEY_LEN {
