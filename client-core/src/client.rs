@@ -412,6 +412,17 @@ impl<'a> Client<'a> {
             let Some(b) = self.filling_buffer() else {
                 break;
             };
+            if self.chunk_fill == 0 && self.sealer.is_some() && data.len() - taken >= self.chunk_size {
+                // A whole chunk in the caller's bytes is sealed straight from them into the chunk buffer: one
+                // pass over the bytes instead of a copy and then an in-place pass.
+                let whole = &data[taken..taken + self.chunk_size];
+                self.chunk_fill = self.chunk_size;
+                if !self.complete_chunk(b, Some(whole)) {
+                    break;
+                }
+                taken += whole.len();
+                continue;
+            }
             let n = (self.chunk_size - self.chunk_fill).min(data.len() - taken);
             let at = b * self.buffer_len() + self.chunk_fill;
             self.chunks[at..at + n].copy_from_slice(&data[taken..taken + n]);
@@ -421,7 +432,7 @@ impl<'a> Client<'a> {
                 // Plain bytes are final as written: they can go out before their chunk is complete.
                 self.stream_ready += n as u64;
             }
-            if self.chunk_fill == self.chunk_size && !self.complete_chunk(b) {
+            if self.chunk_fill == self.chunk_size && !self.complete_chunk(b, None) {
                 break;
             }
         }
@@ -523,13 +534,19 @@ impl<'a> Client<'a> {
     }
 
     /// Seals (or, plain, freezes) the filling buffer `b` as chunk `chunk_index` and adds it to the record
-    /// stream. False (and the dump failed) on error.
-    fn complete_chunk(&mut self, b: usize) -> bool {
+    /// stream; sealed from `plain` when given (a whole chunk the caller wrote), else in place. False (and the
+    /// dump failed) on error.
+    fn complete_chunk(&mut self, b: usize, plain: Option<&[u8]>) -> bool {
         let len = self.chunk_fill;
         let index = self.chunk_index;
         let at = b * self.buffer_len();
         if let Some(sealer) = self.sealer.as_ref() {
-            match sealer.seal_chunk(index, &mut self.chunks[at..at + len]) {
+            let record = &mut self.chunks[at..at + len];
+            let sealed = match plain {
+                Some(plain) => sealer.seal_chunk_from(index, plain, record),
+                None => sealer.seal_chunk(index, record),
+            };
+            match sealed {
                 Ok(tag) => {
                     self.chunks[at + len..at + len + TAG_LEN].copy_from_slice(&tag);
                     let slot = (index % self.tags.len() as u64) as usize;
@@ -606,7 +623,7 @@ impl<'a> Client<'a> {
                             return;
                         };
                         self.last_chunk = Some((self.chunk_index, self.chunk_fill));
-                        if !self.complete_chunk(b) {
+                        if !self.complete_chunk(b, None) {
                             return;
                         }
                     }

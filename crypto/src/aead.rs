@@ -146,6 +146,30 @@ impl AeadCipher {
         Ok(tag.into())
     }
 
+    /// Encrypts `input` into `out` (same length) with a detached tag: one pass over the bytes, where
+    /// [`Self::encrypt_in_place_detached`] needs them copied into place first. (The `ring` backend has no
+    /// out-of-place seal: it copies, then seals in place.)
+    pub fn encrypt_detached_from(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        input: &[u8],
+        out: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]> {
+        let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::NonceLength)?;
+        let buf = aes_gcm::aead::inout::InOutBuf::new(input, out).map_err(|_| Error::ChunkLength)?;
+        let tag = match &self.0 {
+            Inner::Aes(c) => c.encrypt_inout_detached(nonce.into(), aad, buf),
+            Inner::ChaCha(c) => c.encrypt_inout_detached(nonce.into(), aad, buf),
+            #[cfg(feature = "accel")]
+            Inner::Ring(k) => {
+                return k.seal(nonce, aad, buf.into_out_with_copied_in());
+            }
+        }
+        .map_err(|_| Error::Encrypt)?;
+        Ok(tag.into())
+    }
+
     /// Checks the tag and decrypts `buf` in place. On failure `buf` is left unchanged (the tag is checked first).
     pub fn decrypt_in_place_detached(
         &self,

@@ -459,6 +459,16 @@ impl ChunkSealer {
             .encrypt_in_place_detached(&record_nonce(index, false), &self.header_hash, buf)
     }
 
+    /// Encrypts the plaintext chunk `plain` into `out` (same length, 1 ..= chunk_size bytes) and returns the tag:
+    /// the same record as [`Self::seal_chunk`] on a copy of `plain`, without the copy.
+    pub fn seal_chunk_from(&self, index: u64, plain: &[u8], out: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+        if plain.is_empty() || plain.len() > self.chunk_size() || out.len() != plain.len() {
+            return Err(Error::ChunkLength);
+        }
+        self.cipher
+            .encrypt_detached_from(&record_nonce(index, false), &self.header_hash, plain, out)
+    }
+
     /// Seals the trailer record (index = number of data chunks, final flag set) into `out`.
     pub fn seal_trailer(&self, trailer: &Trailer, out: &mut [u8; TRAILER_RECORD_LEN]) -> Result<()> {
         if !trailer.is_consistent(self.chunk_size() as u64) {

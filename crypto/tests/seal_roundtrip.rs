@@ -402,3 +402,56 @@ fn aead_ids_and_names() {
         assert_eq!(AeadId::from_name(id.name()), Some(id));
     }
 }
+
+/// Sealing from the caller's bytes gives the same record as sealing a copy in place, for both AEADs and a short
+/// last chunk; wrong lengths are refused.
+#[test]
+fn seal_chunk_from_equals_seal_chunk_in_place() {
+    for aead in [AeadId::ChaCha20Poly1305, AeadId::Aes256Gcm] {
+        let mut rng = TestRng::new(11);
+        let dk = DumpKey::generate(&mut rng);
+        let mut out = [0u8; seal::MAX_HEADER_LEN];
+        let params = Params {
+            aead,
+            chunk_shift: 12,
+            ..Params::default()
+        };
+        let recipient = [Recipient::X25519 { public: [9; 32] }];
+        let (_, sealer) = seal::write_header(
+            &mut out,
+            &params,
+            &dk,
+            [0; 16],
+            &recipient,
+            &Metadata::default(),
+            &mut rng,
+        )
+        .unwrap();
+        let plain: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+        for (index, len) in [(0u64, 4096usize), (5, 4096), (6, 1000)] {
+            let mut in_place = plain[..len].to_vec();
+            let tag_in_place = sealer.seal_chunk(index, &mut in_place).unwrap();
+            let mut from = vec![0u8; len];
+            let tag_from = sealer.seal_chunk_from(index, &plain[..len], &mut from).unwrap();
+            assert_eq!(
+                (from, tag_from),
+                (in_place, tag_in_place),
+                "{aead:?} chunk {index}"
+            );
+        }
+        let mut short = [0u8; 10];
+        assert_eq!(
+            sealer.seal_chunk_from(0, &plain[..11], &mut short).unwrap_err(),
+            Error::ChunkLength
+        );
+        assert_eq!(
+            sealer.seal_chunk_from(0, &[], &mut []).unwrap_err(),
+            Error::ChunkLength
+        );
+        let mut big = vec![0u8; 4097];
+        assert_eq!(
+            sealer.seal_chunk_from(0, &vec![1u8; 4097], &mut big).unwrap_err(),
+            Error::ChunkLength
+        );
+    }
+}
