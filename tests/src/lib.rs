@@ -1,11 +1,13 @@
 //! Shared helpers of the system tests in `tests/tests/`: locating (and building) the workspace binaries, a
 //! receiver process with captured logs, synthetic dumps, key files, library decryption of a stored sealed dump,
-//! and a seeded user-space UDP impairment proxy (loss, duplication, reordering, corruption).
+//! a seeded user-space UDP impairment proxy (loss, duplication, reordering, corruption), and the pieces of the
+//! virtual-time tests (`sim`).
 //!
 //! Everything talks to loopback only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod proxy;
+pub mod sim;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -14,8 +14,9 @@ use sealdump_client_core::{
     seal, tag_slots,
 };
 use sealdump_crypto::X25519Secret;
-use sealdump_crypto::seal::{HeaderView, TrailerStatus};
-use sealdump_receiver::session::{self, HeraldDecision, Output, Session, SessionConfig};
+use sealdump_crypto::seal::TrailerStatus;
+use sealdump_receiver::session::{self, HeraldDecision, Session, SessionConfig};
+use sealdump_tests::sim::{MemoryDump, SimRng, TestCryptoRng, open_sealed};
 
 const CLIENT: &str = "10.0.0.2:20024";
 const HERALD: &str = "10.0.0.1:20023";
@@ -26,47 +27,6 @@ const MAX_VIRTUAL_TIME: Duration = Duration::from_secs(3600);
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
-
-/// splitmix64: tiny, seedable, and ours, so runs never change with a dependency upgrade.
-struct SimRng(u64);
-
-impl SimRng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 1.0 < p
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
-    }
-}
-
-/// A deterministic `CryptoRng` for the client's keys in tests (the real client takes the platform RNG).
-struct TestCryptoRng(SimRng);
-
-impl rand_core::TryRng for TestCryptoRng {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok(self.0.next_u64() as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        Ok(self.0.next_u64())
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for b in dst {
-            *b = self.0.next_u64() as u8;
-        }
-        Ok(())
-    }
-}
-impl rand_core::TryCryptoRng for TestCryptoRng {}
 
 #[derive(Clone, Copy, Debug)]
 struct Link {
@@ -164,10 +124,7 @@ struct Receiver {
     session_addr: SocketAddr,
     session: Option<Session>,
     herald_path: Option<Vec<u8>>,
-    core: Vec<u8>,
-    key: Vec<u8>,
-    kdh: Option<Vec<u8>>,
-    finished: Option<bool>,
+    dump: MemoryDump,
     /// Stops answering (and reading) at this virtual time.
     dies_at: Option<u64>,
     /// Socket buffer: capacity in bytes (None = unbounded, no service time).
@@ -189,10 +146,7 @@ impl Receiver {
             session_addr,
             session: None,
             herald_path: None,
-            core: Vec::new(),
-            key: Vec::new(),
-            kdh: None,
-            finished: None,
+            dump: MemoryDump::default(),
             dies_at: None,
             buffer_limit: None,
             service: Duration::ZERO,
@@ -283,39 +237,9 @@ impl Receiver {
             return;
         }
         let Some(s) = self.session.as_mut() else { return };
-        let seqno = match s.handle_datagram(t, d.from, &d.bytes) {
-            Output::Rejected(r) => panic!("receiver rejected a client datagram: {r:?}"),
-            Output::Ack { seqno } => seqno,
-            Output::Core { seqno, offset, data } => {
-                write_at(&mut self.core, offset, data);
-                seqno
-            }
-            Output::Key {
-                seqno, offset, data, ..
-            } => {
-                write_at(&mut self.key, offset, data);
-                seqno
-            }
-            Output::Kdh { seqno, header } => {
-                self.kdh = Some(header.to_vec());
-                seqno
-            }
-            Output::Finished { seqno, complete } => {
-                self.finished = Some(complete);
-                seqno
-            }
-            other => panic!("unexpected receiver output {other:?}"),
-        };
+        let seqno = self.dump.apply(s.handle_datagram(t, d.from, &d.bytes));
         self.ack(now, net, self.session_addr, d.from, seqno);
     }
-}
-
-fn write_at(file: &mut Vec<u8>, offset: u64, data: &[u8]) {
-    let offset = offset as usize;
-    if file.len() < offset + data.len() {
-        file.resize(offset + data.len(), 0);
-    }
-    file[offset..offset + data.len()].copy_from_slice(data);
 }
 
 /// A dump-like payload: pseudo-random pages, text-like pages and zero pages.
@@ -553,30 +477,6 @@ fn run(sc: Scenario, mut receiver: Receiver) -> RunResult {
     }
 }
 
-/// Decrypts what the receiver stored with the recipient's key and returns the plaintext and trailer status.
-fn open_sealed(key: &[u8], core: &[u8], secret: &X25519Secret) -> (Vec<u8>, TrailerStatus) {
-    let header = HeaderView::parse(key).expect("seal header parses");
-    let stanza = header.stanzas().next().expect("one stanza");
-    let dk = seal::unwrap_x25519(secret, &stanza, &header).expect("our key unwraps the dump key");
-    let opener = header.open(&dk).expect("header MAC verifies");
-    let (index, offset) = opener
-        .trailer_position(core.len() as u64)
-        .expect("stream ends in a trailer");
-    let trailer = opener
-        .open_trailer(index, &core[offset as usize..])
-        .expect("trailer authenticates");
-    let mut out = Vec::new();
-    for i in 0..trailer.chunk_count {
-        let start = opener.record_offset(i) as usize;
-        let len = opener.record_len(&trailer, i).expect("record length");
-        let mut record = core[start..start + len].to_vec();
-        let n = opener.open_chunk(i, &mut record).expect("chunk authenticates");
-        out.extend_from_slice(&record[..n]);
-    }
-    assert_eq!(out.len() as u64, trailer.total_len);
-    (out, trailer.status)
-}
-
 fn check_delivered(sc: &Scenario, r: &RunResult) {
     let seed = sc.seed;
     assert!(
@@ -586,29 +486,29 @@ fn check_delivered(sc: &Scenario, r: &RunResult) {
     );
     let rx = &r.receiver;
     assert_eq!(
-        rx.finished,
+        rx.dump.finished,
         Some(true),
         "seed {seed}: receiver saw FINISHED with no holes"
     );
     assert_eq!(rx.herald_path.as_deref(), Some(&b"sim/dumps"[..]));
-    let kdh = sealdump_wire::kdh::Repr::parse(rx.kdh.as_deref().expect("KDH arrived")).unwrap();
+    let kdh = sealdump_wire::kdh::Repr::parse(rx.dump.kdh.as_deref().expect("KDH arrived")).unwrap();
     assert_eq!(
         kdh.dump_length,
-        rx.core.len() as u64,
+        rx.dump.core.len() as u64,
         "seed {seed}: KDH names the stored length"
     );
     if sc.sealed {
         assert!(kdh.hostname.is_empty() && kdh.panic_string.is_empty() && kdh.version_string.is_empty());
         assert_eq!(kdh.architecture, b"amd64");
-        assert_eq!(kdh.dump_key_size as usize, rx.key.len());
-        let (plain, status) = open_sealed(&rx.key, &rx.core, &recipient(7).secret);
+        assert_eq!(kdh.dump_key_size as usize, rx.dump.key.len());
+        let (plain, status) = open_sealed(&rx.dump.key, &rx.dump.core, &recipient(7).secret);
         assert_eq!(status, TrailerStatus::Complete);
         assert!(plain == r.data, "seed {seed}: decrypted dump differs");
         // The real header stayed secret: the hostname appears nowhere in clear.
-        assert!(!contains(&rx.core, b"simhost") && !contains(&rx.key, b"simhost"));
+        assert!(!contains(&rx.dump.core, b"simhost") && !contains(&rx.dump.key, b"simhost"));
     } else {
-        assert!(rx.key.is_empty());
-        assert!(rx.core == r.data, "seed {seed}: plain dump differs");
+        assert!(rx.dump.key.is_empty());
+        assert!(rx.dump.core == r.data, "seed {seed}: plain dump differs");
     }
 }
 
@@ -757,16 +657,16 @@ fn a_dump_source_that_changed_ends_the_dump_before_reusing_a_nonce() {
     assert_eq!(r.stats.chunks_reread, 0, "no changed chunk was used");
     // What the receiver holds authenticates chunk by chunk: nothing sealed from the changed bytes got out.
     let rcpt = recipient(7);
-    let view = seal::HeaderView::parse(&r.receiver.key).unwrap();
+    let view = seal::HeaderView::parse(&r.receiver.dump.key).unwrap();
     let stanza = view.stanzas().next().unwrap();
     let opener = view
         .open(&seal::unwrap_x25519(&rcpt.secret, &stanza, &view).unwrap())
         .unwrap();
     let record = 65_536 + 16;
-    let whole = r.receiver.core.len() / record;
+    let whole = r.receiver.dump.core.len() / record;
     assert!(whole > 0);
     for i in 0..whole {
-        let mut chunk = r.receiver.core[i * record..(i + 1) * record].to_vec();
+        let mut chunk = r.receiver.dump.core[i * record..(i + 1) * record].to_vec();
         if chunk.iter().all(|&b| b == 0) {
             continue; // a hole the lost packets left
         }
@@ -985,9 +885,9 @@ fn abort_leaves_an_authentic_aborted_dump() {
         }
     };
     assert_eq!(outcome, Event::Failed(FailReason::Aborted));
-    assert_eq!(rx.finished, None, "no FINISHED after an abort");
-    assert!(rx.kdh.is_none());
-    let (plain, status) = open_sealed(&rx.key, &rx.core, &rcpt.secret);
+    assert_eq!(rx.dump.finished, None, "no FINISHED after an abort");
+    assert!(rx.dump.kdh.is_none());
+    let (plain, status) = open_sealed(&rx.dump.key, &rx.dump.core, &rcpt.secret);
     assert_eq!(status, TrailerStatus::Aborted);
     assert!(
         plain == data,

@@ -17,12 +17,13 @@ use sealdump_client_core::{
     tag_slots,
 };
 use sealdump_crypto::X25519Secret;
-use sealdump_crypto::seal::{HeaderView, TrailerStatus};
+use sealdump_crypto::seal::TrailerStatus;
 use sealdump_drivers::net::{MAX_DATAGRAM, NetConfig, UdpStack, UdpStorage};
 use sealdump_drivers::phy::{
     Delay, FaultConfig, FaultInjector, FaultStats, Faults, PcapMode, PcapStats, PcapTap,
 };
-use sealdump_receiver::session::{self, HeraldDecision, Output, Session, SessionConfig};
+use sealdump_receiver::session::{self, HeraldDecision, Session, SessionConfig};
+use sealdump_tests::sim::{MemoryDump, SimRng, TestCryptoRng, open_sealed};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::udp;
@@ -41,39 +42,6 @@ const SESSION_PORT: u16 = 41234;
 const LATENCY_US: u64 = 150;
 /// Anything still running after this much virtual time hangs.
 const MAX_VIRTUAL_US: u64 = 600_000_000;
-
-/// splitmix64 for the test's own deterministic choices (dump bytes, client keys).
-struct SimRng(u64);
-
-impl SimRng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
-/// A deterministic `CryptoRng` for the client's ephemeral keys (the real client takes the platform RNG).
-struct TestCryptoRng(SimRng);
-
-impl rand_core::TryRng for TestCryptoRng {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok(self.0.next_u64() as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        Ok(self.0.next_u64())
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for b in dst {
-            *b = self.0.next_u64() as u8;
-        }
-        Ok(())
-    }
-}
-impl rand_core::TryCryptoRng for TestCryptoRng {}
 
 // ---------------------------------------------------------------------------------------------------------
 // The cable: two queues of (arrival time, frame); a frame can be received once its arrival time has come.
@@ -166,10 +134,7 @@ struct Server {
     data: SocketHandle,
     device: CableEnd,
     session: Option<Session>,
-    core: Vec<u8>,
-    key: Vec<u8>,
-    kdh: Option<Vec<u8>>,
-    finished: Option<bool>,
+    dump: MemoryDump,
     late_heralds: u64,
 }
 
@@ -201,10 +166,7 @@ impl Server {
             data,
             device,
             session: None,
-            core: Vec::new(),
-            key: Vec::new(),
-            kdh: None,
-            finished: None,
+            dump: MemoryDump::default(),
             late_heralds: 0,
         }
     }
@@ -256,29 +218,7 @@ impl Server {
         {
             let from = SocketAddr::from(meta.endpoint);
             let Some(s) = self.session.as_mut() else { continue };
-            let seqno = match s.handle_datagram(t, from, &buf[..len]) {
-                Output::Rejected(r) => panic!("receiver rejected a client datagram: {r:?}"),
-                Output::Ack { seqno } => seqno,
-                Output::Core { seqno, offset, data } => {
-                    write_at(&mut self.core, offset, data);
-                    seqno
-                }
-                Output::Key {
-                    seqno, offset, data, ..
-                } => {
-                    write_at(&mut self.key, offset, data);
-                    seqno
-                }
-                Output::Kdh { seqno, header } => {
-                    self.kdh = Some(header.to_vec());
-                    seqno
-                }
-                Output::Finished { seqno, complete } => {
-                    self.finished = Some(complete);
-                    seqno
-                }
-                other => panic!("unexpected receiver output {other:?}"),
-            };
+            let seqno = self.dump.apply(s.handle_datagram(t, from, &buf[..len]));
             self.ack(from, seqno);
         }
         if let Some(s) = self.session.as_mut()
@@ -301,14 +241,6 @@ impl Server {
             .map(session::Instant::as_micros);
         stack.into_iter().chain(session).min()
     }
-}
-
-fn write_at(file: &mut Vec<u8>, offset: u64, data: &[u8]) {
-    let offset = offset as usize;
-    if file.len() < offset + data.len() {
-        file.resize(offset + data.len(), 0);
-    }
-    file[offset..offset + data.len()].copy_from_slice(data);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -540,30 +472,6 @@ fn run(sc: Scenario) -> Outcome {
     }
 }
 
-/// Decrypts what the receiver stored with the recipient's key: (plaintext, trailer status).
-fn open_sealed(key: &[u8], core: &[u8], secret: &X25519Secret) -> (Vec<u8>, TrailerStatus) {
-    let header = HeaderView::parse(key).expect("seal header parses");
-    let stanza = header.stanzas().next().expect("one stanza");
-    let dk = seal::unwrap_x25519(secret, &stanza, &header).expect("our key unwraps the dump key");
-    let opener = header.open(&dk).expect("header MAC verifies");
-    let (index, offset) = opener
-        .trailer_position(core.len() as u64)
-        .expect("stream ends in a trailer");
-    let trailer = opener
-        .open_trailer(index, &core[offset as usize..])
-        .expect("trailer authenticates");
-    let mut out = Vec::new();
-    for i in 0..trailer.chunk_count {
-        let start = opener.record_offset(i) as usize;
-        let len = opener.record_len(&trailer, i).expect("record length");
-        let mut record = core[start..start + len].to_vec();
-        let n = opener.open_chunk(i, &mut record).expect("chunk authenticates");
-        out.extend_from_slice(&record[..n]);
-    }
-    assert_eq!(out.len() as u64, trailer.total_len);
-    (out, trailer.status)
-}
-
 /// What the capture holds, by frame kind.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Capture {
@@ -651,7 +559,7 @@ fn check(sc: Scenario, out: &Outcome) -> Capture {
     let server = &out.server;
     let session = server.session.as_ref().expect("a session was opened");
     assert_eq!(
-        server.finished,
+        server.dump.finished,
         Some(true),
         "seed {seed}: FINISHED with a complete dump"
     );
@@ -659,22 +567,22 @@ fn check(sc: Scenario, out: &Outcome) -> Capture {
     assert_eq!(session.holes().count(), 0, "seed {seed}: holes");
     assert!(session.encryption().is_encrypted(), "seed {seed}: not sealed");
     // The client sends a sealed KDH: the stored length and key size, no host details in clear.
-    let kdh = sealdump_wire::kdh::Repr::parse(server.kdh.as_deref().expect("KDH arrived")).unwrap();
+    let kdh = sealdump_wire::kdh::Repr::parse(server.dump.kdh.as_deref().expect("KDH arrived")).unwrap();
     assert_eq!(
         kdh.dump_length,
-        server.core.len() as u64,
+        server.dump.core.len() as u64,
         "seed {seed}: KDH length"
     );
     assert_eq!(
         kdh.dump_key_size as usize,
-        server.key.len(),
+        server.dump.key.len(),
         "seed {seed}: KDH key size"
     );
     assert!(
         kdh.hostname.is_empty() && kdh.panic_string.is_empty(),
         "seed {seed}: KDH leaks"
     );
-    let (plain, status) = open_sealed(&server.key, &server.core, &recipient());
+    let (plain, status) = open_sealed(&server.dump.key, &server.dump.core, &recipient());
     assert_eq!(status, TrailerStatus::Complete, "seed {seed}");
     assert!(
         plain == out.data,
