@@ -2,234 +2,46 @@
 //! (with the crypto library, and with `sealdump-decryptor` when it is built), plain and sealed, X25519 and RSA
 //! recipients, two recipients at once, stdin input, a provisioning file, and the failure exits.
 //!
-//! The binaries are built on first use with the same cargo, profile and target directory as this test.
+//! The binaries are built on first use with the same cargo, profile and target directory as this test
+//! (`sealdump_tests::bin`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sealdump_crypto::keys::PrivateKey;
 use sealdump_crypto::seal::HeaderView;
+use sealdump_tests::*;
 
-/// Directory holding the workspace binaries of this profile (target/debug or target/release).
-fn bin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        // target/<profile>/deps/e2e_send-<hash>
-        let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        let release = dir.file_name().is_some_and(|n| n == "release");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "--bins",
-            "-p",
-            "sealdump-drivers",
-            "-p",
-            "sealdump-receiver",
-        ])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-        if release {
-            cmd.arg("--release");
+/// The newest stored file whose name starts with `prefix`, once the dump's info file exists.
+fn stored_file(rx: &Receiver, prefix: &str) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let files: Vec<PathBuf> = walk(&rx.dir);
+        let info = files.iter().any(|p| file_name(p).starts_with("info."));
+        // Skip the `*.last` symlinks: their key blob is not named after them.
+        let found = files.iter().find(|p| {
+            let name = file_name(p);
+            name.starts_with(prefix) && !name.ends_with(".last")
+        });
+        if let Some(p) = found
+            && info
+        {
+            // Let a last write land.
+            std::thread::sleep(Duration::from_millis(100));
+            return p.clone();
         }
-        let status = cmd.status().expect("run cargo build");
         assert!(
-            status.success(),
-            "building sealdump-send and sealdump-receiver failed"
+            Instant::now() < deadline,
+            "no {prefix}* with an info file in {}: {files:?}",
+            rx.dir.display()
         );
-        // The decryptor is optional here: the library check below runs either way.
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--bins", "-p", "sealdump-decryptor", "-q"])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .stderr(Stdio::null());
-        if release {
-            cmd.arg("--release");
-        }
-        let _ = cmd.status();
-        dir
-    })
-}
-
-fn bin(name: &str) -> PathBuf {
-    bin_dir().join(name)
-}
-
-fn sha256(data: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(data).into()
-}
-
-/// A running `sealdump-receiver` on 127.0.0.1 with an ephemeral port; killed on drop.
-struct Receiver {
-    child: Child,
-    addr: String,
-    dir: PathBuf,
-}
-
-impl Receiver {
-    fn start(dir: &Path) -> Receiver {
-        std::fs::create_dir_all(dir).unwrap();
-        let mut child = Command::new(bin("sealdump-receiver"))
-            .args(["-D", "-a", "127.0.0.1", "--port", "0", "-d"])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sealdump-receiver");
-        // The "listening on" line may go to either stream; read both on threads.
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        for stream in [Box::new(out) as Box<dyn std::io::Read + Send>, Box::new(err)] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .expect("receiver never printed its listening address");
-            if line.to_ascii_lowercase().contains("listening on") {
-                let addr = line
-                    .split(|c: char| c.is_whitespace() || c == '"' || c == ',')
-                    .find(|w| w.starts_with("127.0.0.1:"))
-                    .expect("an address in the listening line")
-                    .to_string();
-                break addr;
-            }
-        };
-        Receiver {
-            child,
-            addr,
-            dir: dir.to_path_buf(),
-        }
+        std::thread::sleep(Duration::from_millis(50));
     }
-
-    /// The newest file whose name starts with `prefix`, once the dump's info file exists.
-    fn stored(&self, prefix: &str) -> PathBuf {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let files: Vec<PathBuf> = walk(&self.dir);
-            let info = files.iter().any(|p| file_name(p).starts_with("info."));
-            // Skip the `*.last` symlinks: their key blob is not named after them.
-            let found = files.iter().find(|p| {
-                let name = file_name(p);
-                name.starts_with(prefix) && !name.ends_with(".last")
-            });
-            if let Some(p) = found
-                && info
-            {
-                // Let a last write land.
-                std::thread::sleep(Duration::from_millis(100));
-                return p.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {prefix}* with an info file in {}: {files:?}",
-                self.dir.display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name().unwrap().to_string_lossy().into_owned()
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// The key blob the receiver stored beside a sealed stream (`key.<host>.N` for `vmcore_encrypted.<host>.N`).
-fn key_blob_for(stream: &Path) -> PathBuf {
-    let name = file_name(stream).replacen("vmcore_encrypted.", "key.", 1);
-    stream.with_file_name(name)
-}
-
-/// Decrypts a stored sealed dump with the crypto library, checking every chunk and the trailer.
-fn decrypt_with_library(key: &PrivateKey, stream_path: &Path) -> Vec<u8> {
-    let blob = std::fs::read(key_blob_for(stream_path)).unwrap();
-    let stream = std::fs::read(stream_path).unwrap();
-    let header = HeaderView::parse(&blob).unwrap();
-    let key_id = key.public_key().key_id();
-    let stanza = header
-        .stanzas()
-        .find(|s| s.key_id == key_id)
-        .expect("a stanza for this key");
-    let dk = key.unwrap_stanza(&stanza, &header).unwrap();
-    let opener = header.open(&dk).unwrap();
-    let (count, trailer_at) = opener
-        .trailer_position(stream.len() as u64)
-        .expect("trailer position");
-    let trailer_at = trailer_at as usize;
-    let trailer = opener.open_trailer(count, &stream[trailer_at..]).unwrap();
-    let mut plain = Vec::new();
-    for i in 0..count {
-        let start = opener.record_offset(i) as usize;
-        let end = (opener.record_offset(i + 1) as usize).min(trailer_at);
-        let mut record = stream[start..end].to_vec();
-        let n = opener.open_chunk(i, &mut record).unwrap();
-        plain.extend_from_slice(&record[..n]);
-    }
-    assert_eq!(trailer.total_len, plain.len() as u64);
-    assert_eq!(trailer.chunk_count, count);
-    plain
-}
-
-/// A synthetic dump of `mib` MiB written by `sealdump-send --synthetic`.
-fn synthetic(dir: &Path, mib: u64, seed: u64) -> (PathBuf, Vec<u8>) {
-    let path = dir.join(format!("dump-{mib}-{seed}.img"));
-    let out = Command::new(bin("sealdump-send"))
-        .arg("--synthetic")
-        .arg(&path)
-        .args([
-            "--synthetic-size",
-            &mib.to_string(),
-            "--synthetic-seed",
-            &seed.to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let data = std::fs::read(&path).unwrap();
-    assert_eq!(data.len() as u64, mib << 20);
-    (path, data)
-}
-
-fn write_key_pair(dir: &Path, name: &str, key: &PrivateKey) -> (PathBuf, PathBuf) {
-    let private = dir.join(format!("{name}.key"));
-    let public = dir.join(format!("{name}.pub"));
-    sealdump_crypto::keys::write_private_key_file(&private, key, None, false).unwrap();
-    sealdump_crypto::keys::write_public_key_file(&public, &key.public_key(), false).unwrap();
-    (private, public)
 }
 
 fn rsa_key() -> &'static PrivateKey {
@@ -271,7 +83,7 @@ fn plain_file_arrives_byte_identical() {
         os("8192"),
         dump.as_os_str(),
     ]));
-    let stored = std::fs::read(rx.stored("vmcore.")).unwrap();
+    let stored = std::fs::read(stored_file(&rx, "vmcore.")).unwrap();
     assert_eq!(sha256(&stored), sha256(&data));
 }
 
@@ -289,7 +101,7 @@ fn sealed_x25519_decrypts_byte_identical_and_receiver_never_sees_plaintext() {
         public.as_os_str(),
         dump.as_os_str(),
     ]));
-    let stored = rx.stored("vmcore_encrypted.");
+    let stored = stored_file(&rx, "vmcore_encrypted.");
     let raw = std::fs::read(&stored).unwrap();
     // The page with the panic message must not appear in clear anywhere the receiver wrote.
     assert!(!raw.windows(32).any(|w| w == &data[data.len() - 32..]));
@@ -326,7 +138,7 @@ fn sealed_rsa_recipient_from_stdin() {
     }
     drop(stdin);
     assert_ok(&child.wait_with_output().unwrap());
-    let stored = rx.stored("vmcore_encrypted.");
+    let stored = stored_file(&rx, "vmcore_encrypted.");
     assert_eq!(sha256(&decrypt_with_library(rsa_key(), &stored)), sha256(&data));
 }
 
@@ -349,7 +161,7 @@ fn two_recipients_each_decrypt_alone() {
         os("4000"),
         dump.as_os_str(),
     ]));
-    let stored = rx.stored("vmcore_encrypted.");
+    let stored = stored_file(&rx, "vmcore_encrypted.");
     assert_eq!(sha256(&decrypt_with_library(&x, &stored)), sha256(&data));
     assert_eq!(sha256(&decrypt_with_library(rsa_key(), &stored)), sha256(&data));
     // A third key is not a recipient.
@@ -393,7 +205,7 @@ fn provisioning_file_and_decryptor_binary() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stored = rx.stored("vmcore_encrypted.");
+    let stored = stored_file(&rx, "vmcore_encrypted.");
     let header_blob = std::fs::read(key_blob_for(&stored)).unwrap();
     assert_eq!(HeaderView::parse(&header_blob).unwrap().chunk_shift(), 14);
     assert_eq!(sha256(&decrypt_with_library(&key, &stored)), sha256(&data));
@@ -536,7 +348,7 @@ fn kdump_hook_sends_the_vmcore_and_tells_kdump_to_skip_its_plaintext_copy() {
     // Non-zero: kdump skips its own (plaintext) dump and runs its final action.
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("dump sent and acknowledged"), "{err}");
-    let stored = rx.stored("vmcore_encrypted.");
+    let stored = stored_file(&rx, "vmcore_encrypted.");
     assert_eq!(sha256(&decrypt_with_library(&key, &stored)), sha256(&data));
 
     // Opting in to a local copy as well: exit 0.
@@ -637,7 +449,7 @@ fn a_large_window_over_a_lossy_link_reads_old_chunks_again_from_a_file_and_from_
             .unwrap_or_else(|| panic!("no re-read count in: {stderr}"));
         eprintln!("stdin {from_stdin}: {}", stderr.trim());
         assert!(reread > 0, "no loss hit an old chunk: {stderr}");
-        let stored = rx.stored("vmcore_encrypted.");
+        let stored = stored_file(&rx, "vmcore_encrypted.");
         assert_eq!(sha256(&decrypt_with_library(&key, &stored)), sha256(&data));
     }
 }
