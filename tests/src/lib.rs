@@ -338,6 +338,18 @@ pub fn decrypt_with_library(key: &PrivateKey, stream_path: &Path) -> Vec<u8> {
     }
 }
 
+/// Panics unless the info file says "Dump complete" and its stored dump decrypts (library) to `expected`.
+pub fn assert_complete_dump(info: &Path, key: &PrivateKey, expected: &[u8]) {
+    let text = std::fs::read_to_string(info).unwrap();
+    assert!(text.contains("Dump complete"), "{}: {text}", info.display());
+    let plain = decrypt_with_library(key, &core_for_info(info));
+    assert!(
+        sha256(&plain) == sha256(expected),
+        "{}: decrypted dump differs from what was sent",
+        info.display()
+    );
+}
+
 /// A synthetic dump of `mib` MiB written by `sealdump-send --synthetic`; returns its path and bytes.
 pub fn synthetic(dir: &Path, mib: u64, seed: u64) -> (PathBuf, Vec<u8>) {
     let path = dir.join(format!("dump-{mib}-{seed}.img"));

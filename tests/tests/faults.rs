@@ -110,15 +110,7 @@ fn receiver_sigkill_mid_dump_then_restart() {
         "info.127.0.0.1.1",
         "the partial's index is not reused"
     );
-    assert!(
-        std::fs::read_to_string(&infos[0])
-            .unwrap()
-            .contains("Dump complete")
-    );
-    assert_eq!(
-        sha256(&decrypt_with_library(&key, &core_for_info(&infos[0]))),
-        sha256(&data)
-    );
+    assert_complete_dump(&infos[0], &key, &data);
     assert_eq!(
         std::fs::read(&partial).unwrap(),
         partial_bytes,
@@ -167,15 +159,7 @@ fn client_killed_mid_dump_leaves_a_marked_partial_that_is_never_overwritten() {
         dump.as_os_str(),
     ]));
     let infos = rx.wait_for_dumps(2, Duration::from_secs(20));
-    assert!(
-        std::fs::read_to_string(&infos[1])
-            .unwrap()
-            .contains("Dump complete")
-    );
-    assert_eq!(
-        sha256(&decrypt_with_library(&key, &core_for_info(&infos[1]))),
-        sha256(&data)
-    );
+    assert_complete_dump(&infos[1], &key, &data);
     assert_eq!(std::fs::read(&partial).unwrap(), partial_bytes);
     assert_eq!(std::fs::read_to_string(&infos[0]).unwrap(), info0);
 }
@@ -359,8 +343,7 @@ fn dump_directory_filling_up_fails_that_dump_only() {
         rx.log_text()
     );
     assert!(other_info.contains("Dump complete"), "{other_info}");
-    let core = core_for_info(&dumps.join("info.127.0.0.2.0"));
-    assert_eq!(sha256(&decrypt_with_library(&key, &core)), sha256(&other_data));
+    assert_complete_dump(&dumps.join("info.127.0.0.2.0"), &key, &other_data);
 
     // The daemon still serves a new client.
     let (again, again_data) = synthetic(tmp.path(), 1, 63);
@@ -371,8 +354,7 @@ fn dump_directory_filling_up_fails_that_dump_only() {
         rx.log_text()
     );
     assert!(final_info(&rx, &dumps, "127.0.0.3").contains("Dump complete"));
-    let core = core_for_info(&dumps.join("info.127.0.0.3.0"));
-    assert_eq!(sha256(&decrypt_with_library(&key, &core)), sha256(&again_data));
+    assert_complete_dump(&dumps.join("info.127.0.0.3.0"), &key, &again_data);
     // And the client whose dump failed can dump again (to the healthy directory).
     let out = send(&[
         os("--to"),

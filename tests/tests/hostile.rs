@@ -106,15 +106,7 @@ fn spoofed_acks_from_a_wrong_address_change_nothing() {
     assert_ok(&out);
     assert!(rounds > 0);
     let infos = rx.wait_for_dumps(1, Duration::from_secs(20));
-    assert!(
-        std::fs::read_to_string(&infos[0])
-            .unwrap()
-            .contains("Dump complete")
-    );
-    assert_eq!(
-        sha256(&decrypt_with_library(&key, &core_for_info(&infos[0]))),
-        sha256(&data)
-    );
+    assert_complete_dump(&infos[0], &key, &data);
 }
 
 #[test]
@@ -142,15 +134,7 @@ fn data_injected_into_a_live_session_is_dropped() {
     inject.join().unwrap();
     assert_ok(&out);
     let infos = rx.wait_for_dumps(1, Duration::from_secs(20));
-    assert!(
-        std::fs::read_to_string(&infos[0])
-            .unwrap()
-            .contains("Dump complete")
-    );
-    assert_eq!(
-        sha256(&decrypt_with_library(&key, &core_for_info(&infos[0]))),
-        sha256(&data)
-    );
+    assert_complete_dump(&infos[0], &key, &data);
 
     // 2. From the client's own IP but another port: the session parser keys clients by IP like netdumpd, but the
     //    daemon's session socket is connected to the client's exact address and port, so the kernel drops these.
@@ -260,11 +244,7 @@ fn herald_floods_and_malformed_datagrams_do_not_disturb_a_dump() {
     let infos = rx.wait_for_dumps(1, Duration::from_secs(20));
     let info = tmp.path().join("dumps/info.127.0.0.1.0");
     assert!(infos.contains(&info), "{infos:?}");
-    assert!(std::fs::read_to_string(&info).unwrap().contains("Dump complete"));
-    assert_eq!(
-        sha256(&decrypt_with_library(&key, &core_for_info(&info))),
-        sha256(&data)
-    );
+    assert_complete_dump(&info, &key, &data);
 
     // The flood left the session table full of sessions that never sent a byte after their herald. They must
     // not lock a real client out for the idle timeout (600 s): a new dump goes through now.
@@ -284,10 +264,7 @@ fn herald_floods_and_malformed_datagrams_do_not_disturb_a_dump() {
         assert!(Instant::now() < deadline, "{}", rx.log_text());
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(
-        sha256(&decrypt_with_library(&key, &core_for_info(&info))),
-        sha256(&data2)
-    );
+    assert_complete_dump(&info, &key, &data2);
 }
 
 #[test]
