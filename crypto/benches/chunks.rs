@@ -5,37 +5,16 @@
 //! OpenSSL baseline measured in the same sitting are in docs/perf/crypto.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::convert::Infallible;
+// The deterministic ChaCha20-keystream rng of the integration tests (the rest of that module is unused here).
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
 
+use common::TestRng;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use rand_core::{TryCryptoRng, TryRng};
-use sealdump_crypto::ekcd::ChaCha20Legacy;
 use sealdump_crypto::seal::{self, HeaderView, Metadata, Params, Recipient};
 use sealdump_crypto::{AeadId, DumpKey, TAG_LEN, X25519Secret};
-
-/// Deterministic bench rng: a ChaCha20 keystream.
-struct BenchRng(ChaCha20Legacy);
-
-impl TryRng for BenchRng {
-    type Error = Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        let mut b = [0; 4];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let mut b = [0; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        dst.fill(0);
-        self.0.apply(dst);
-        Ok(())
-    }
-}
-impl TryCryptoRng for BenchRng {}
 
 /// Which AEAD backend this build of sealdump-crypto uses.
 const BACKEND: &str = if cfg!(feature = "accel") {
@@ -45,7 +24,7 @@ const BACKEND: &str = if cfg!(feature = "accel") {
 };
 
 fn bench_chunks(c: &mut Criterion) {
-    let mut rng = BenchRng(ChaCha20Legacy::new(&[7; 32], &[0; 8]));
+    let mut rng = TestRng::new(7);
     let secret = X25519Secret::generate(&mut rng);
     let dk = DumpKey::generate(&mut rng);
     let mut group = c.benchmark_group("chunk_64KiB");

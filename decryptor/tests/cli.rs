@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{bin, x25519_key};
+use common::{assert_fails, bin, with_key, x25519_key};
 use predicates::prelude::*;
 
 #[test]
@@ -84,13 +84,7 @@ fn output_cannot_be_derived_without_o() {
     let blob = dir.path().join("blob");
     std::fs::write(&dump, b"x").unwrap();
     std::fs::write(&blob, b"x").unwrap();
-    bin()
-        .arg("--keyfile")
-        .arg(&blob)
-        .arg(&dump)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("give -o OUT"));
+    assert_fails(bin().arg("--keyfile").arg(&blob).arg(&dump), 2, &["give -o OUT"]);
 }
 
 #[test]
@@ -107,15 +101,12 @@ fn a_dump_passed_as_keyfile_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("vmcore_encrypted.h.0");
     std::fs::write(&big, vec![0u8; 200_000]).unwrap();
-    bin()
-        .arg("--keyfile")
-        .arg(&big)
-        .arg("-o")
-        .arg(dir.path().join("out"))
-        .arg(&big)
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("too large for a key blob"));
+    let out = dir.path().join("out");
+    assert_fails(
+        bin().arg("--keyfile").arg(&big).arg("-o").arg(&out).arg(&big),
+        1,
+        &["too large for a key blob"],
+    );
 }
 
 #[test]
@@ -129,15 +120,11 @@ fn unknown_key_blob_is_named() {
     )
     .unwrap();
     let (key, _) = x25519_key(dir.path(), "a", 1);
-    bin()
-        .arg("--key")
-        .arg(&key)
-        .arg(&dump)
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "neither a seal header nor a FreeBSD EKCD key blob",
-        ));
+    assert_fails(
+        &mut with_key(&key, &[], &dump),
+        1,
+        &["neither a seal header nor a FreeBSD EKCD key blob"],
+    );
 }
 
 #[test]
@@ -146,14 +133,11 @@ fn output_may_not_be_the_dump_itself() {
     let dump = dir.path().join("vmcore_encrypted.h.0");
     std::fs::write(&dump, b"x").unwrap();
     std::fs::write(dir.path().join("key.h.0"), b"x").unwrap();
-    bin()
-        .arg("--force")
-        .arg("-o")
-        .arg(&dump)
-        .arg(&dump)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("output would overwrite the dump"));
+    assert_fails(
+        bin().arg("--force").arg("-o").arg(&dump).arg(&dump),
+        2,
+        &["output would overwrite the dump"],
+    );
     assert_eq!(std::fs::read(&dump).unwrap(), b"x");
 }
 

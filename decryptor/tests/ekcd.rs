@@ -5,29 +5,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use predicates::prelude::*;
 
-fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl must be installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 struct Rsa {
@@ -137,9 +120,14 @@ fn ekcd_dump(
             "-out",
             p(&dump),
         ]),
-    }
+    };
     assert_ne!(std::fs::read(&dump).unwrap(), plain);
     dump
+}
+
+/// `len` bytes of test plaintext as the FreeBSD dump `h.0` (the short cases that test one refusal each).
+fn small_ekcd_dump(dir: &Path, rsa: &Rsa, cipher: Cipher, padding: Padding, len: usize) -> PathBuf {
+    ekcd_dump(dir, "h.0", rsa, cipher, padding, &plaintext(len, 1), 1)
 }
 
 #[test]
@@ -159,7 +147,7 @@ fn both_ciphers_both_paddings_many_sizes() {
                 let plain = plaintext(len, n);
                 let tag = format!("fbsd.{n}");
                 let dump = ekcd_dump(dir.path(), &tag, &rsa, cipher, padding, &plain, n);
-                let out = bin().arg("--key").arg(&rsa.private).arg(&dump).output().unwrap();
+                let out = run(&mut with_key(&rsa.private, &[], &dump));
                 assert!(
                     out.status.success(),
                     "{cipher:?} {padding:?} {len}: {}",
@@ -183,14 +171,8 @@ fn pkcs1_private_key_savecore_names_and_stdout() {
     let plain = plaintext(3 * 4096 + 7, 77);
     // savecore(8) names: key.N beside vmcore_encrypted.N.
     let dump = ekcd_dump(dir.path(), "4", &rsa, Cipher::ChaCha, Padding::Oaep, &plain, 77);
-    let out = bin()
-        .arg("--key")
-        .arg(&rsa.private)
-        .args(["-o", "-"])
-        .arg(&dump)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = run(&mut with_key(&rsa.private, &["-o", "-"], &dump));
+    assert_ok(&out);
     assert_eq!(out.stdout, plain);
 }
 
@@ -200,15 +182,7 @@ fn wrong_or_mis_sized_rsa_keys_are_refused() {
     let rsa = rsa_key(dir.path(), "right", 2048, false);
     let other = rsa_key(dir.path(), "other", 2048, false);
     let small = rsa_key(dir.path(), "small", 1024, false);
-    let dump = ekcd_dump(
-        dir.path(),
-        "h.0",
-        &rsa,
-        Cipher::Aes,
-        Padding::Oaep,
-        &plaintext(4096, 1),
-        1,
-    );
+    let dump = small_ekcd_dump(dir.path(), &rsa, Cipher::Aes, Padding::Oaep, 4096);
     bin()
         .arg("--key")
         .arg(&other.private)
@@ -238,25 +212,15 @@ fn wrong_or_mis_sized_rsa_keys_are_refused() {
 fn aes_dump_that_is_not_whole_blocks_is_refused_and_removed() {
     let dir = tempfile::tempdir().unwrap();
     let rsa = rsa_key(dir.path(), "k", 2048, false);
-    let dump = ekcd_dump(
-        dir.path(),
-        "h.0",
-        &rsa,
-        Cipher::Aes,
-        Padding::Pkcs1,
-        &plaintext(4096, 1),
-        1,
-    );
+    let dump = small_ekcd_dump(dir.path(), &rsa, Cipher::Aes, Padding::Pkcs1, 4096);
     let mut ct = std::fs::read(&dump).unwrap();
     ct.truncate(4090);
     std::fs::write(&dump, ct).unwrap();
-    bin()
-        .arg("--key")
-        .arg(&rsa.private)
-        .arg(&dump)
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("not a whole number of AES blocks"));
+    assert_fails(
+        &mut with_key(&rsa.private, &[], &dump),
+        1,
+        &["not a whole number of AES blocks"],
+    );
     assert!(!dir.path().join("vmcore.h.0").exists());
 }
 
@@ -264,46 +228,20 @@ fn aes_dump_that_is_not_whole_blocks_is_refused_and_removed() {
 fn verify_is_refused_for_unauthenticated_dumps() {
     let dir = tempfile::tempdir().unwrap();
     let rsa = rsa_key(dir.path(), "k", 2048, false);
-    let dump = ekcd_dump(
-        dir.path(),
-        "h.0",
-        &rsa,
-        Cipher::ChaCha,
-        Padding::Oaep,
-        &plaintext(100, 1),
-        1,
+    let dump = small_ekcd_dump(dir.path(), &rsa, Cipher::ChaCha, Padding::Oaep, 100);
+    assert_fails(
+        &mut with_key(&rsa.private, &["--verify"], &dump),
+        2,
+        &["no authentication"],
     );
-    bin()
-        .arg("--key")
-        .arg(&rsa.private)
-        .arg("--verify")
-        .arg(&dump)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("no authentication"));
 }
 
 #[test]
 fn info_describes_an_ekcd_dump() {
     let dir = tempfile::tempdir().unwrap();
     let rsa = rsa_key(dir.path(), "k", 2048, false);
-    let dump = ekcd_dump(
-        dir.path(),
-        "h.0",
-        &rsa,
-        Cipher::ChaCha,
-        Padding::Oaep,
-        &plaintext(8192, 1),
-        1,
-    );
-    let out = bin()
-        .args(["info", "--json", "--key"])
-        .arg(&rsa.private)
-        .arg(&dump)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dump = small_ekcd_dump(dir.path(), &rsa, Cipher::ChaCha, Padding::Oaep, 8192);
+    let v = info_json(&rsa.private, &dump);
     assert_eq!(v["cipher"], "chacha20");
     assert_eq!(v["needs_key"], "RSA-2048");
     assert_eq!(v["stream_len"], 8192);
@@ -334,25 +272,18 @@ fn parallel_segments_match_a_sequential_pass() {
         );
         for threads in ["1", "3"] {
             let out_file = dir.path().join(format!("out.{n}.{threads}"));
-            bin()
-                .arg("--key")
-                .arg(&rsa.private)
-                .args(["--threads", threads, "-o"])
-                .arg(&out_file)
-                .arg(&dump)
+            with_key(&rsa.private, &["--threads", threads, "-o", p(&out_file)], &dump)
                 .assert()
                 .success();
             assert!(
                 std::fs::read(&out_file).unwrap() == plain,
                 "{cipher:?} threads {threads} file"
             );
-            let out = bin()
-                .arg("--key")
-                .arg(&rsa.private)
-                .args(["--threads", threads, "-o", "-"])
-                .arg(&dump)
-                .output()
-                .unwrap();
+            let out = run(&mut with_key(
+                &rsa.private,
+                &["--threads", threads, "-o", "-"],
+                &dump,
+            ));
             assert!(out.status.success());
             assert!(out.stdout == plain, "{cipher:?} threads {threads} stdout");
         }

@@ -44,20 +44,13 @@ fn documented_example_decrypts() {
     let dump = dir.path().join("vmcore_encrypted.example.0");
     std::fs::write(&dump, &stream).unwrap();
 
-    bin().arg("--key").arg(&key).arg(&dump).assert().success();
+    with_key(&key, &[], &dump).assert().success();
     assert_eq!(
         std::fs::read(dir.path().join("vmcore.example.0")).unwrap(),
         b"hello, sealed dump!\n"
     );
 
-    let out = bin()
-        .args(["info", "--json", "--key"])
-        .arg(&key)
-        .arg(&dump)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = info_json(&key, &dump);
     assert_eq!(v["recipients"][0]["key_id"], "e80c4532355b0416");
     assert_eq!(v["dump_id"], "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
     assert_eq!(v["time"], 1_767_225_600u64);

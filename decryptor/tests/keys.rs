@@ -4,29 +4,11 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 
 use common::*;
 use predicates::prelude::*;
 use sealdump_crypto::seal::{self, Recipient, StanzaKind};
-
-fn openssl(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl must be installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 #[test]
 fn rsa_recipient_wrapped_by_openssl() {
@@ -78,17 +60,10 @@ fn rsa_recipient_wrapped_by_openssl() {
     };
     let plain = plaintext(30_000, 5);
     let s = seal_dump(dir.path(), "h.0", &plain, &spec);
-    bin().arg("--key").arg(&private).arg(&s.dump).assert().success();
+    with_key(&private, &[], &s.dump).assert().success();
     assert_eq!(std::fs::read(s.default_output()).unwrap(), plain);
 
-    let out = bin()
-        .args(["info", "--json", "--key"])
-        .arg(&private)
-        .arg(&s.dump)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = info_json(&private, &s.dump);
     assert_eq!(v["recipients"][1]["type"], "rsa-oaep-sha256");
     assert_eq!(
         v["recipients"][1]["key_id"],
@@ -97,7 +72,8 @@ fn rsa_recipient_wrapped_by_openssl() {
     assert_eq!(v["header"], "authentic");
 }
 
-fn encrypted_key(dir: &Path, seed: u8, passphrase: &str) -> (std::path::PathBuf, [u8; 32]) {
+/// An X25519 key written as passphrase-protected PKCS#8 (PBES2, AES-256-CBC) to `dir/enc<seed>.key`.
+fn encrypted_key(dir: &Path, seed: u8, passphrase: &str) -> (PathBuf, [u8; 32]) {
     let (plain_key, public) = x25519_key(dir, &format!("plain{seed}"), seed);
     let enc = dir.join(format!("enc{seed}.key"));
     openssl(&[
@@ -123,34 +99,15 @@ fn passphrase_from_environment_or_file() {
     let plain = plaintext(9000, 1);
     let s = seal_dump(dir.path(), "h.0", &plain, &SealSpec::x25519(public));
 
+    let verify = || with_key(&key, &["--verify"], &s.dump);
+
     // No passphrase and no terminal: a clear usage error.
-    bin()
-        .arg("--key")
-        .arg(&key)
-        .arg("--verify")
-        .arg(&s.dump)
-        .assert()
-        .code(2)
-        .stderr(
-            predicate::str::contains("key is encrypted").and(predicate::str::contains("SEALDUMP_PASSPHRASE")),
-        );
+    assert_fails(&mut verify(), 2, &["key is encrypted", "SEALDUMP_PASSPHRASE"]);
     // Wrong passphrase.
-    bin()
-        .env("SEALDUMP_PASSPHRASE", "wrong")
-        .arg("--key")
-        .arg(&key)
-        .arg("--verify")
-        .arg(&s.dump)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("enc7.key"));
+    assert_fails(verify().env("SEALDUMP_PASSPHRASE", "wrong"), 2, &["enc7.key"]);
     // Environment.
-    bin()
+    verify()
         .env("SEALDUMP_PASSPHRASE", "correct horse")
-        .arg("--key")
-        .arg(&key)
-        .arg("--verify")
-        .arg(&s.dump)
         .assert()
         .success();
     // File (first line; the newline is not part of it), which wins over the environment.
@@ -188,14 +145,13 @@ fn key_dir_skips_keys_it_cannot_open() {
 
 #[test]
 fn info_with_and_without_a_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "a", 11);
-    let (other, _) = x25519_key(dir.path(), "b", 12);
     let plain = plaintext(3 * 4096 + 1, 1);
-    let s = seal_dump(dir.path(), "h.0", &plain, &SealSpec::x25519(public));
+    let t = OneKeyDump::new(11, &plain);
+    let (key, public, s) = (&t.key, t.public, &t.sealed);
+    let (other, _) = x25519_key(t.path(), "b", 12);
 
-    let out = bin().arg("info").arg(&s.dump).output().unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = run(bin().arg("info").arg(&s.dump));
+    assert_ok(&out);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("aead: chacha20-poly1305"), "{text}");
     assert!(text.contains("chunk_size: 4096"), "{text}");
@@ -206,14 +162,7 @@ fn info_with_and_without_a_key() {
         "metadata stays sealed without a key: {text}"
     );
 
-    let out = bin()
-        .args(["info", "--json", "--key"])
-        .arg(&key)
-        .arg(&s.dump)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = info_json(key, &s.dump);
     assert_eq!(v["header"], "authentic");
     assert_eq!(v["metadata"]["hostname"], "web1.example");
     assert_eq!(v["metadata"]["architecture"], "amd64");
@@ -229,12 +178,7 @@ fn info_with_and_without_a_key() {
     );
 
     // A key that is not a recipient: described, not an error.
-    let out = bin()
-        .args(["info", "--key"])
-        .arg(&other)
-        .arg(&s.dump)
-        .output()
-        .unwrap();
+    let out = run(bin().args(["info", "--key"]).arg(&other).arg(&s.dump));
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("no given key is a recipient"));
 
@@ -246,12 +190,7 @@ fn info_with_and_without_a_key() {
         .unwrap()
         .set_len(len - 1)
         .unwrap();
-    let out = bin()
-        .args(["info", "--key"])
-        .arg(&key)
-        .arg(&s.dump)
-        .output()
-        .unwrap();
+    let out = run(bin().args(["info", "--key"]).arg(key).arg(&s.dump));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("trailer: missing"));
     assert!(stderr_of(&out).contains("truncated"));

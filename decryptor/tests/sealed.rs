@@ -24,10 +24,7 @@ fn decrypts_byte_exact_for_every_size_and_aead() {
                 ..SealSpec::x25519(public)
             };
             let s = seal_dump(dir.path(), &format!("host.{n}"), &plain, &spec);
-            bin()
-                .arg("--key")
-                .arg(&key)
-                .arg(&s.dump)
+            with_key(&key, &[], &s.dump)
                 .assert()
                 .success()
                 .stderr(predicate::str::contains("authentic"));
@@ -43,22 +40,19 @@ fn decrypts_byte_exact_for_every_size_and_aead() {
 
 #[test]
 fn larger_chunks_and_thread_counts() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "analyst", 2);
     let plain = plaintext(5 * 65536 + 123, 9);
-    let spec = SealSpec {
+    let t = OneKeyDump::with_spec(2, &plain, |public| SealSpec {
         chunk_shift: 16,
         ..SealSpec::x25519(public)
-    };
-    let s = seal_dump(dir.path(), "h.0", &plain, &spec);
+    });
     for threads in ["1", "2", "5"] {
-        let out = dir.path().join(format!("out.{threads}"));
+        let out = t.path().join(format!("out.{threads}"));
         bin()
             .arg("-k")
-            .arg(&key)
+            .arg(&t.key)
             .args(["--threads", threads, "-o"])
             .arg(&out)
-            .arg(&s.dump)
+            .arg(&t.sealed.dump)
             .assert()
             .success();
         assert_eq!(std::fs::read(&out).unwrap(), plain);
@@ -67,53 +61,32 @@ fn larger_chunks_and_thread_counts() {
 
 #[test]
 fn empty_dump() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "analyst", 3);
-    let s = seal_dump(dir.path(), "h.0", &[], &SealSpec::x25519(public));
-    bin().arg("--key").arg(&key).arg(&s.dump).assert().success();
-    assert_eq!(std::fs::read(s.default_output()).unwrap(), b"");
+    let t = OneKeyDump::new(3, &[]);
+    t.decryptor(&[]).assert().success();
+    assert_eq!(t.default_output(), b"");
 }
 
 #[test]
 fn streams_to_stdout_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "analyst", 4);
     let plain = plaintext(40 * 4096 + 17, 4);
-    let s = seal_dump(dir.path(), "h.0", &plain, &SealSpec::x25519(public));
-    let out = bin()
-        .arg("--key")
-        .arg(&key)
-        .args(["--threads", "3", "-o", "-"])
-        .arg(&s.dump)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    let t = OneKeyDump::new(4, &plain);
+    let out = run(&mut t.decryptor(&["--threads", "3", "-o", "-"]));
+    assert_ok(&out);
     assert_eq!(out.stdout, plain);
-    assert!(!s.default_output().exists());
+    assert!(!t.sealed.default_output().exists());
 }
 
 #[test]
 fn verify_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "analyst", 5);
-    let s = seal_dump(
-        dir.path(),
-        "h.0",
-        &plaintext(20_000, 5),
-        &SealSpec::x25519(public),
-    );
-    bin()
-        .arg("--key")
-        .arg(&key)
-        .arg("--verify")
-        .arg(&s.dump)
+    let t = OneKeyDump::new(5, &plaintext(20_000, 5));
+    t.decryptor(&["--verify"])
         .assert()
         .success()
         .stderr(predicate::str::contains(
             "authentic and complete: 20000 bytes in 5 chunks",
         ));
     assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
+        std::fs::read_dir(t.path()).unwrap().count(),
         3,
         "key, blob, dump only"
     );
@@ -121,22 +94,20 @@ fn verify_writes_nothing() {
 
 #[test]
 fn keyfile_and_explicit_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "analyst", 6);
     let plain = plaintext(9000, 6);
-    let s = seal_dump(dir.path(), "h.0", &plain, &SealSpec::x25519(public));
-    let moved_blob = dir.path().join("header.bin");
-    let moved_dump = dir.path().join("stream.bin");
-    std::fs::rename(&s.key_blob, &moved_blob).unwrap();
-    std::fs::rename(&s.dump, &moved_dump).unwrap();
+    let t = OneKeyDump::new(6, &plain);
+    let moved_blob = t.path().join("header.bin");
+    let moved_dump = t.path().join("stream.bin");
+    std::fs::rename(&t.sealed.key_blob, &moved_blob).unwrap();
+    std::fs::rename(&t.sealed.dump, &moved_dump).unwrap();
     // Padding after the header (as a 4096-byte EKCD_KEY payload) is ignored.
     let mut blob = std::fs::read(&moved_blob).unwrap();
     blob.resize(4096, 0);
     std::fs::write(&moved_blob, blob).unwrap();
-    let out = dir.path().join("plain");
+    let out = t.path().join("plain");
     bin()
         .arg("--key")
-        .arg(&key)
+        .arg(&t.key)
         .arg("--keyfile")
         .arg(&moved_blob)
         .arg("-o")
@@ -149,29 +120,17 @@ fn keyfile_and_explicit_output() {
 
 #[test]
 fn output_is_exclusive_unless_forced() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "analyst", 7);
     let plain = plaintext(5000, 7);
-    let s = seal_dump(dir.path(), "h.0", &plain, &SealSpec::x25519(public));
-    std::fs::write(s.default_output(), b"precious").unwrap();
-    bin()
-        .arg("--key")
-        .arg(&key)
-        .arg(&s.dump)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "output exists (use --force to overwrite)",
-        ));
-    assert_eq!(std::fs::read(s.default_output()).unwrap(), b"precious");
-    bin()
-        .arg("--key")
-        .arg(&key)
-        .arg("--force")
-        .arg(&s.dump)
-        .assert()
-        .success();
-    assert_eq!(std::fs::read(s.default_output()).unwrap(), plain);
+    let t = OneKeyDump::new(7, &plain);
+    std::fs::write(t.sealed.default_output(), b"precious").unwrap();
+    assert_fails(
+        &mut t.decryptor(&[]),
+        2,
+        &["output exists (use --force to overwrite)"],
+    );
+    assert_eq!(t.default_output(), b"precious");
+    t.decryptor(&["--force"]).assert().success();
+    assert_eq!(t.default_output(), plain);
 }
 
 #[test]
@@ -180,26 +139,18 @@ fn wrong_key_lists_present_and_given_ids() {
     let (_, public_a) = x25519_key(dir.path(), "a", 10);
     let (_, public_b) = x25519_key(dir.path(), "b", 11);
     let (key_c, public_c) = x25519_key(dir.path(), "c", 12);
-    let spec = SealSpec {
-        recipients: vec![
-            sealdump_crypto::seal::Recipient::X25519 { public: public_a },
-            sealdump_crypto::seal::Recipient::X25519 { public: public_b },
-        ],
-        ..SealSpec::x25519(public_a)
-    };
+    let spec = SealSpec::x25519_all(&[public_a, public_b]);
     let s = seal_dump(dir.path(), "h.0", &plaintext(100, 1), &spec);
-    bin()
-        .arg("--key")
-        .arg(&key_c)
-        .arg(&s.dump)
-        .assert()
-        .code(1)
-        .stderr(
-            predicate::str::contains("no given key opens this dump")
-                .and(predicate::str::contains(key_id_hex(&public_a)))
-                .and(predicate::str::contains(key_id_hex(&public_b)))
-                .and(predicate::str::contains(key_id_hex(&public_c))),
-        );
+    assert_fails(
+        &mut with_key(&key_c, &[], &s.dump),
+        1,
+        &[
+            "no given key opens this dump",
+            &key_id_hex(&public_a),
+            &key_id_hex(&public_b),
+            &key_id_hex(&public_c),
+        ],
+    );
     assert!(!s.default_output().exists());
 }
 
@@ -208,18 +159,12 @@ fn second_recipient_and_key_dir() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
     std::fs::create_dir(&keys).unwrap();
-    let (_, public_a) = x25519_key(&keys, "a", 20);
+    x25519_key(&keys, "a", 20);
     let (_, public_b) = x25519_key(&keys, "b", 21);
     std::fs::write(keys.join("README"), "not a key").unwrap();
     // Only b is a recipient; the directory also holds a and a non-key file.
     let (_, public_x) = x25519_key(dir.path(), "x", 22);
-    let spec = SealSpec {
-        recipients: vec![
-            sealdump_crypto::seal::Recipient::X25519 { public: public_x },
-            sealdump_crypto::seal::Recipient::X25519 { public: public_b },
-        ],
-        ..SealSpec::x25519(public_a)
-    };
+    let spec = SealSpec::x25519_all(&[public_x, public_b]);
     let plain = plaintext(7000, 2);
     let s = seal_dump(dir.path(), "h.0", &plain, &spec);
     bin().arg("--key-dir").arg(&keys).arg(&s.dump).assert().success();
@@ -228,146 +173,90 @@ fn second_recipient_and_key_dir() {
 
 #[test]
 fn no_key_given_lists_the_recipients() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, public) = x25519_key(dir.path(), "a", 30);
-    let s = seal_dump(dir.path(), "h.0", &plaintext(100, 1), &SealSpec::x25519(public));
-    bin().arg(&s.dump).assert().code(2).stderr(
-        predicate::str::contains("no private key given").and(predicate::str::contains(key_id_hex(&public))),
+    let t = OneKeyDump::new(30, &plaintext(100, 1));
+    assert_fails(
+        bin().arg(&t.sealed.dump),
+        2,
+        &["no private key given", &key_id_hex(&t.public)],
     );
 }
 
 #[test]
 fn unreadable_key_file_is_an_environment_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, public) = x25519_key(dir.path(), "a", 31);
-    let s = seal_dump(dir.path(), "h.0", &plaintext(100, 1), &SealSpec::x25519(public));
-    bin()
-        .arg("--key")
-        .arg(dir.path().join("nope.key"))
-        .arg(&s.dump)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("nope.key"));
+    let t = OneKeyDump::new(31, &plaintext(100, 1));
+    let missing = t.path().join("nope.key");
+    assert_fails(&mut with_key(&missing, &[], &t.sealed.dump), 2, &["nope.key"]);
+    let junk = t.path().join("junk.key");
     std::fs::write(
-        dir.path().join("junk.key"),
+        &junk,
         "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
     )
     .unwrap();
-    bin()
-        .arg("--key")
-        .arg(dir.path().join("junk.key"))
-        .arg(&s.dump)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("junk.key"));
+    assert_fails(&mut with_key(&junk, &[], &t.sealed.dump), 2, &["junk.key"]);
 }
 
 #[test]
 fn chunk_failure_is_named_with_ranges_and_output_removed() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "a", 40);
-    let s = seal_dump(
-        dir.path(),
-        "h.0",
-        &plaintext(10 * 4096, 1),
-        &SealSpec::x25519(public),
-    );
+    let t = OneKeyDump::new(40, &plaintext(10 * 4096, 1));
+    let s = &t.sealed;
     flip_bit(&s.dump, 3 * s.record_size() + 100, 3);
-    bin()
-        .arg("--key")
-        .arg(&key)
-        .arg(&s.dump)
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "chunk 3 is not authentic (ciphertext bytes 12336..16448, plaintext bytes 12288..16384)",
-        ));
+    assert_fails(
+        &mut t.decryptor(&[]),
+        1,
+        &["chunk 3 is not authentic (ciphertext bytes 12336..16448, plaintext bytes 12288..16384)"],
+    );
     assert!(!s.default_output().exists(), "partial output is deleted");
 }
 
 #[test]
 fn verify_counts_every_failed_chunk() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "a", 41);
-    let s = seal_dump(
-        dir.path(),
-        "h.0",
-        &plaintext(10 * 4096, 1),
-        &SealSpec::x25519(public),
-    );
+    let t = OneKeyDump::new(41, &plaintext(10 * 4096, 1));
+    let s = &t.sealed;
     for i in [2u64, 5, 9] {
         flip_bit(&s.dump, i * s.record_size() + 4096 + 3, 0); // in the tag
     }
-    bin()
-        .arg("--key")
-        .arg(&key)
-        .arg("--verify")
-        .arg(&s.dump)
-        .assert()
-        .code(1)
-        .stderr(
-            predicate::str::contains("chunk 2 is not authentic")
-                .and(predicate::str::contains("2 more chunk(s) failed")),
-        );
+    assert_fails(
+        &mut t.decryptor(&["--verify"]),
+        1,
+        &["chunk 2 is not authentic", "2 more chunk(s) failed"],
+    );
 }
 
 #[test]
 fn swapped_chunks_fail() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "a", 42);
-    let s = seal_dump(
-        dir.path(),
-        "h.0",
-        &plaintext(6 * 4096, 1),
-        &SealSpec::x25519(public),
-    );
+    let t = OneKeyDump::new(42, &plaintext(6 * 4096, 1));
+    let s = &t.sealed;
     let mut stream = std::fs::read(&s.dump).unwrap();
     let r = s.record_size() as usize;
     let (a, b) = stream.split_at_mut(2 * r);
     a[r..2 * r].swap_with_slice(&mut b[..r]);
     std::fs::write(&s.dump, stream).unwrap();
-    bin()
-        .arg("--key")
-        .arg(&key)
-        .arg("--verify")
-        .arg(&s.dump)
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("chunk 1 is not authentic").and(predicate::str::contains("1 more")));
+    assert_fails(
+        &mut t.decryptor(&["--verify"]),
+        1,
+        &["chunk 1 is not authentic", "1 more"],
+    );
 }
 
 #[test]
 fn truncation_is_detected_and_salvaged() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "a", 43);
     let plain = plaintext(8 * 4096 + 1000, 1);
-    let s = seal_dump(dir.path(), "h.0", &plain, &SealSpec::x25519(public));
+    let t = OneKeyDump::new(43, &plain);
+    let s = &t.sealed;
     let full = std::fs::read(&s.dump).unwrap();
     let r = s.record_size() as usize;
     // Cut: the trailer only, inside the trailer, inside chunk 5, right after chunk 3.
     for cut in [full.len() - 48, full.len() - 10, 5 * r + 700, 4 * r] {
         std::fs::write(&s.dump, &full[..cut]).unwrap();
-        bin()
-            .arg("--key")
-            .arg(&key)
-            .arg(&s.dump)
-            .assert()
-            .code(1)
-            .stderr(predicate::str::contains("dump is truncated").and(predicate::str::contains("--salvage")));
+        assert_fails(&mut t.decryptor(&[]), 1, &["dump is truncated", "--salvage"]);
         assert!(!s.default_output().exists());
 
-        let out = bin()
-            .arg("--key")
-            .arg(&key)
-            .args(["--salvage", "--json", "--force"])
-            .arg(&s.dump)
-            .output()
-            .unwrap();
+        let out = run(&mut t.decryptor(&["--salvage", "--json", "--force"]));
         assert_eq!(out.status.code(), Some(1), "cut {cut}: {}", stderr_of(&out));
-        let got = std::fs::read(s.default_output()).unwrap();
+        let got = t.default_output();
         let whole = cut / r; // chunks surely intact
         assert_eq!(&got[..whole * 4096], &plain[..whole * 4096], "cut {cut}");
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let report = json_of(&out);
         assert_eq!(report["trailer"], "missing");
         assert_eq!(report["unknown_tail"], true);
         assert!(
@@ -390,88 +279,50 @@ fn truncation_is_detected_and_salvaged() {
 
 #[test]
 fn tampered_trailer_is_detected() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "a", 44);
     let plain = plaintext(3 * 4096 + 5, 1);
-    let s = seal_dump(dir.path(), "h.0", &plain, &SealSpec::x25519(public));
-    let len = std::fs::metadata(&s.dump).unwrap().len();
-    flip_bit(&s.dump, len - 30, 1);
-    bin()
-        .arg("--key")
-        .arg(&key)
-        .arg("--verify")
-        .arg(&s.dump)
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("no authentic trailer"));
+    let t = OneKeyDump::new(44, &plain);
+    let len = std::fs::metadata(&t.sealed.dump).unwrap().len();
+    flip_bit(&t.sealed.dump, len - 30, 1);
+    assert_fails(&mut t.decryptor(&["--verify"]), 1, &["no authentic trailer"]);
     // Salvage still recovers every chunk but cannot vouch for the end.
-    bin()
-        .arg("--key")
-        .arg(&key)
-        .arg("--salvage")
-        .arg(&s.dump)
-        .assert()
-        .code(1);
-    assert_eq!(std::fs::read(s.default_output()).unwrap(), plain);
+    t.decryptor(&["--salvage"]).assert().code(1);
+    assert_eq!(t.default_output(), plain);
 }
 
 #[test]
 fn extra_bytes_after_the_trailer_are_detected() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "a", 45);
-    let s = seal_dump(
-        dir.path(),
-        "h.0",
-        &plaintext(3 * 4096, 1),
-        &SealSpec::x25519(public),
-    );
-    let mut f = std::fs::OpenOptions::new().append(true).open(&s.dump).unwrap();
+    let t = OneKeyDump::new(45, &plaintext(3 * 4096, 1));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&t.sealed.dump)
+        .unwrap();
     std::io::Write::write_all(&mut f, &[0u8; 100]).unwrap();
-    bin()
-        .arg("--key")
-        .arg(&key)
-        .arg("--verify")
-        .arg(&s.dump)
-        .assert()
-        .code(1);
+    t.decryptor(&["--verify"]).assert().code(1);
 }
 
 #[test]
 fn aborted_dump_is_an_authentic_partial() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "a", 46);
     let plain = plaintext(5 * 4096 + 3, 1);
-    let spec = SealSpec {
+    let t = OneKeyDump::with_spec(46, &plain, |public| SealSpec {
         status: TrailerStatus::Aborted,
         expected_length: Some(1 << 20),
         ..SealSpec::x25519(public)
-    };
-    let s = seal_dump(dir.path(), "h.0", &plain, &spec);
-    bin().arg("--key").arg(&key).arg(&s.dump).assert().code(1).stderr(
-        predicate::str::contains("aborted by the client").and(predicate::str::contains("20483 bytes")),
+    });
+    assert_fails(
+        &mut t.decryptor(&[]),
+        1,
+        &["aborted by the client", "20483 bytes"],
     );
-    assert_eq!(
-        std::fs::read(s.default_output()).unwrap(),
-        plain,
-        "the authentic part is kept"
-    );
-    bin()
-        .arg("--key")
-        .arg(&key)
-        .arg("--verify")
-        .arg(&s.dump)
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("aborted"));
+    assert_eq!(t.default_output(), plain, "the authentic part is kept");
+    assert_fails(&mut t.decryptor(&["--verify"]), 1, &["aborted"]);
 }
 
 #[test]
 fn salvage_recovers_every_other_chunk_byte_exact() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "a", 47);
     let chunks = 64u64;
     let plain = plaintext(chunks as usize * 4096 - 1234, 3);
-    let s = seal_dump(dir.path(), "h.0", &plain, &SealSpec::x25519(public));
+    let t = OneKeyDump::new(47, &plain);
+    let s = &t.sealed;
     let len = std::fs::metadata(&s.dump).unwrap().len();
     // Deterministic "random" positions over the data records (never the trailer).
     let mut x = 0x9e37_79b9u64;
@@ -486,14 +337,14 @@ fn salvage_recovers_every_other_chunk_byte_exact() {
     }
     for sink in ["file", "stdout"] {
         let mut cmd = bin();
-        cmd.arg("--key").arg(&key).args(["--salvage", "--threads", "2"]);
-        let out_path = dir.path().join(format!("salvaged.{sink}"));
+        cmd.arg("--key").arg(&t.key).args(["--salvage", "--threads", "2"]);
+        let out_path = t.path().join(format!("salvaged.{sink}"));
         if sink == "file" {
             cmd.arg("--json").arg("-o").arg(&out_path);
         } else {
             cmd.args(["-o", "-"]);
         }
-        let out = cmd.arg(&s.dump).output().unwrap();
+        let out = run(cmd.arg(&s.dump));
         assert_eq!(out.status.code(), Some(1));
         let got = if sink == "file" {
             std::fs::read(&out_path).unwrap()
@@ -514,7 +365,7 @@ fn salvage_recovers_every_other_chunk_byte_exact() {
         }
         assert_eq!(got, expect, "every authentic chunk byte-exact, failed ones zero");
         if sink == "file" {
-            let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let report = json_of(&out);
             let failed: Vec<u64> = report["failed_chunks"]
                 .as_array()
                 .unwrap()
@@ -536,36 +387,21 @@ fn salvage_recovers_every_other_chunk_byte_exact() {
 
 #[test]
 fn salvage_of_an_intact_dump_succeeds() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "a", 48);
     let plain = plaintext(4 * 4096, 3);
-    let s = seal_dump(dir.path(), "h.0", &plain, &SealSpec::x25519(public));
-    let out = bin()
-        .arg("--key")
-        .arg(&key)
-        .args(["--salvage", "--json"])
-        .arg(&s.dump)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = OneKeyDump::new(48, &plain);
+    let out = run(&mut t.decryptor(&["--salvage", "--json"]));
+    assert_ok(&out);
+    let report = json_of(&out);
     assert_eq!(report["authentic"], true);
     assert_eq!(report["missing"].as_array().unwrap().len(), 0);
-    assert_eq!(std::fs::read(s.default_output()).unwrap(), plain);
+    assert_eq!(t.default_output(), plain);
 }
 
 /// Flip one bit in every byte of the seal header: each flip must be caught and named.
 #[test]
 fn header_tamper_matrix() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "a", 50);
-    let s = seal_dump(
-        dir.path(),
-        "h.0",
-        &plaintext(3 * 4096, 1),
-        &SealSpec::x25519(public),
-    );
-    let original = std::fs::read(&s.key_blob).unwrap();
+    let t = OneKeyDump::new(50, &plaintext(3 * 4096, 1));
+    let original = std::fs::read(&t.sealed.key_blob).unwrap();
     // Field boundaries (docs/format.md): fixed part 0..44, one X25519 stanza 44..56+80, metadata, MAC.
     let field = |i: usize| match i {
         0..8 => "magic",
@@ -589,14 +425,8 @@ fn header_tamper_matrix() {
     for i in 0..original.len() {
         let mut tampered = original.clone();
         tampered[i] ^= 1 << (i % 8);
-        std::fs::write(&s.key_blob, &tampered).unwrap();
-        let out = bin()
-            .arg("--key")
-            .arg(&key)
-            .arg("--verify")
-            .arg(&s.dump)
-            .output()
-            .unwrap();
+        std::fs::write(&t.sealed.key_blob, &tampered).unwrap();
+        let out = run(&mut t.decryptor(&["--verify"]));
         let err = stderr_of(&out);
         assert_eq!(
             out.status.code(),
@@ -616,18 +446,10 @@ fn header_tamper_matrix() {
 
 #[test]
 fn streamed_decrypt_stops_at_the_first_bad_chunk() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "a", 60);
     let plain = plaintext(200 * 4096, 6);
-    let s = seal_dump(dir.path(), "h.0", &plain, &SealSpec::x25519(public));
-    flip_bit(&s.dump, 150 * s.record_size() + 9, 2);
-    let out = bin()
-        .arg("--key")
-        .arg(&key)
-        .args(["--threads", "2", "-o", "-"])
-        .arg(&s.dump)
-        .output()
-        .unwrap();
+    let t = OneKeyDump::new(60, &plain);
+    flip_bit(&t.sealed.dump, 150 * t.sealed.record_size() + 9, 2);
+    let out = run(&mut t.decryptor(&["--threads", "2", "-o", "-"]));
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr_of(&out).contains("chunk 150 is not authentic"),
@@ -641,26 +463,13 @@ fn streamed_decrypt_stops_at_the_first_bad_chunk() {
 
 #[test]
 fn verify_json_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "a", 61);
-    let s = seal_dump(
-        dir.path(),
-        "h.0",
-        &plaintext(5 * 4096 + 1, 6),
-        &SealSpec {
-            aead: AeadId::Aes256Gcm,
-            ..SealSpec::x25519(public)
-        },
-    );
-    let out = bin()
-        .arg("--key")
-        .arg(&key)
-        .args(["--verify", "--json"])
-        .arg(&s.dump)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = OneKeyDump::with_spec(61, &plaintext(5 * 4096 + 1, 6), |public| SealSpec {
+        aead: AeadId::Aes256Gcm,
+        ..SealSpec::x25519(public)
+    });
+    let out = run(&mut t.decryptor(&["--verify", "--json"]));
+    assert_ok(&out);
+    let v = json_of(&out);
     assert_eq!(v["mode"], "verify");
     assert_eq!(v["authentic"], true);
     assert_eq!(v["chunks"], 6);
@@ -670,27 +479,18 @@ fn verify_json_report() {
 
 #[test]
 fn salvage_of_an_aborted_dump_with_a_bad_chunk() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = x25519_key(dir.path(), "a", 62);
     let plain = plaintext(6 * 4096, 6);
-    let spec = SealSpec {
+    let t = OneKeyDump::with_spec(62, &plain, |public| SealSpec {
         status: TrailerStatus::Aborted,
         ..SealSpec::x25519(public)
-    };
-    let s = seal_dump(dir.path(), "h.0", &plain, &spec);
-    flip_bit(&s.dump, 2 * s.record_size() + 1, 0);
-    let out = bin()
-        .arg("--key")
-        .arg(&key)
-        .args(["--salvage", "--json"])
-        .arg(&s.dump)
-        .output()
-        .unwrap();
+    });
+    flip_bit(&t.sealed.dump, 2 * t.sealed.record_size() + 1, 0);
+    let out = run(&mut t.decryptor(&["--salvage", "--json"]));
     assert_eq!(out.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json_of(&out);
     assert_eq!(v["trailer"], "aborted");
     assert_eq!(v["missing"], serde_json::json!([{"start": 8192, "end": 12288}]));
     let mut expect = plain.clone();
     expect[8192..12288].fill(0);
-    assert_eq!(std::fs::read(s.default_output()).unwrap(), expect);
+    assert_eq!(t.default_output(), expect);
 }

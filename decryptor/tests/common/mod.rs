@@ -2,10 +2,12 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use assert_cmd::Command;
 use sealdump_crypto::seal::{self, Metadata, Params, Recipient, Trailer, TrailerStatus};
 use sealdump_crypto::{AeadId, DumpKey, X25519Secret};
+use tempfile::TempDir;
 
 pub fn bin() -> Command {
     let mut c = Command::cargo_bin("sealdump-decryptor").unwrap();
@@ -106,6 +108,17 @@ impl<'a> SealSpec<'a> {
             hostname: b"web1.example",
             expected_length: None,
             dump_key: None,
+        }
+    }
+
+    /// The default spec, sealed to every one of `publics` (in that order).
+    pub fn x25519_all(publics: &[[u8; 32]]) -> Self {
+        SealSpec {
+            recipients: publics
+                .iter()
+                .map(|&public| Recipient::X25519 { public })
+                .collect(),
+            ..SealSpec::x25519(publics[0])
         }
     }
 }
@@ -214,6 +227,107 @@ pub fn flip_bit(path: &Path, offset: u64, bit: u8) {
     f.write_all_at(&b, offset).unwrap();
 }
 
-pub fn stderr_of(out: &std::process::Output) -> String {
+pub fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The decryptor invoked as `--key <key> <args...> <dump>`.
+pub fn with_key(key: &Path, args: &[&str], dump: &Path) -> Command {
+    let mut c = bin();
+    c.arg("--key").arg(key).args(args).arg(dump);
+    c
+}
+
+/// Runs `cmd` to its end and returns its exit status, stdout and stderr.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap()
+}
+
+/// Asserts that `out` exited 0, showing its stderr otherwise.
+pub fn assert_ok(out: &Output) {
+    assert!(out.status.success(), "{}", stderr_of(out));
+}
+
+/// The JSON report a run printed on stdout.
+pub fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Asserts that `cmd` exits with `code` and that its stderr names every one of `needles`; returns the run.
+pub fn assert_fails(cmd: &mut Command, code: i32, needles: &[&str]) -> Output {
+    let out = cmd.assert().code(code).get_output().clone();
+    let err = stderr_of(&out);
+    for needle in needles {
+        assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    }
+    out
+}
+
+/// `info --json --key <key> <dump>`: asserts it succeeds and returns its report.
+pub fn info_json(key: &Path, dump: &Path) -> serde_json::Value {
+    let out = run(bin().args(["info", "--json", "--key"]).arg(key).arg(dump));
+    assert_ok(&out);
+    json_of(&out)
+}
+
+/// Runs the `openssl` binary (which must be installed: interop tests may not pass vacuously); returns its stdout.
+pub fn openssl(args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl must be installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A path as the `&str` an `openssl` argument list wants.
+pub fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A temporary folder with one X25519 recipient key (`a.key`) and a dump sealed to it as the receiver stores it
+/// (`key.h.0`, `vmcore_encrypted.h.0`): nothing else.
+pub struct OneKeyDump {
+    pub dir: TempDir,
+    pub key: PathBuf,
+    pub public: [u8; 32],
+    pub sealed: Sealed,
+}
+
+impl OneKeyDump {
+    /// `plain` sealed with the default spec (ChaCha20-Poly1305, 4 KiB chunks, complete) to key number `key_seed`.
+    pub fn new(key_seed: u8, plain: &[u8]) -> Self {
+        Self::with_spec(key_seed, plain, SealSpec::x25519)
+    }
+
+    /// As [`OneKeyDump::new`], with the spec made from the key's public half.
+    pub fn with_spec(key_seed: u8, plain: &[u8], spec: impl FnOnce([u8; 32]) -> SealSpec<'static>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, public) = x25519_key(dir.path(), "a", key_seed);
+        let sealed = seal_dump(dir.path(), "h.0", plain, &spec(public));
+        OneKeyDump {
+            dir,
+            key,
+            public,
+            sealed,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The decryptor invoked as `--key <this key> <args...> <this dump>`.
+    pub fn decryptor(&self, args: &[&str]) -> Command {
+        with_key(&self.key, args, &self.sealed.dump)
+    }
+
+    /// What the default run wrote next to the dump.
+    pub fn default_output(&self) -> Vec<u8> {
+        std::fs::read(self.sealed.default_output()).unwrap()
+    }
 }
