@@ -954,7 +954,6 @@ fn one_percent_random_loss_keeps_half_the_lossless_rate() {
         };
         let sc = Scenario {
             len: 8 << 20,
-            sealed: false,
             window: 1024,
             give_up_after: Duration::from_secs(60),
             ..Scenario::new(7, link)
@@ -963,8 +962,8 @@ fn one_percent_random_loss_keeps_half_the_lossless_rate() {
         check_delivered(&sc, &r);
         let rate = sc.len as f64 / r.end_time as f64;
         eprintln!(
-            "loss {loss}: {rate:.1} MB/s in virtual time, {} resent",
-            r.stats.retransmits
+            "loss {loss}: {rate:.1} MB/s in virtual time, {} resent, {} chunks read again",
+            r.stats.retransmits, r.stats.chunks_reread
         );
         rates.push(rate);
     }
