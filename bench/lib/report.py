@@ -309,7 +309,9 @@ def component_benchmarks(w):
     w("## Component benchmarks")
     w()
     w("Each crate's own benchmark, run on its own (not by `bench/run`), with its baseline measured in the same "
-      "sitting; the source pages are `docs/perf/*.md`.")
+      "sitting; the source pages are `docs/perf/*.md`. They are records of their sittings: the end-to-end and "
+      "receiver pages predate the re-reading client (sealdump-send then kept every packet, window 256 by "
+      "default); the figures above are current.")
     w()
     for page in pages:
         with open(os.path.join(perf_dir, page)) as f:
