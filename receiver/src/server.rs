@@ -36,8 +36,9 @@ const IDLE_FLUSH: Duration = Duration::from_millis(20);
 const DNS_TIMEOUT: Duration = Duration::from_secs(2);
 /// At the session limit, a session that has received nothing but its herald for this long gives its slot to a
 /// new herald: a client sends its key or data within milliseconds of the herald ack, so such a session is a lost
-/// client or a flood, and must not lock real clients out for the whole idle timeout.
-const SILENT_SESSION_GRACE: Duration = Duration::from_secs(1);
+/// client or a flood, and must not lock real clients out for the whole idle timeout. Counted from the herald, so
+/// it covers the reverse-DNS wait before the ack ([`DNS_TIMEOUT`]) plus a second.
+const SILENT_SESSION_GRACE: Duration = Duration::from_secs(3);
 /// Datagrams handled per wake-up of a session task.
 const DRAIN_BATCH: usize = 64;
 /// Receive buffer of session sockets.

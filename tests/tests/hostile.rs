@@ -246,8 +246,33 @@ fn herald_floods_and_malformed_datagrams_do_not_disturb_a_dump() {
     assert!(infos.contains(&info), "{infos:?}");
     assert_complete_dump(&info, &key, &data);
 
-    // The flood left the session table full of sessions that never sent a byte after their herald. They must
-    // not lock a real client out for the idle timeout (600 s): a new dump goes through now.
+    // Fill the session table with sessions that never send a byte after their herald: one forged herald from
+    // each of 16 fresh addresses (after a pause, so the rate limits let them in), until a further herald is
+    // refused for the session limit. They must not lock a real client out for the idle timeout (600 s): a new
+    // dump goes through now, by taking the slot of the oldest silent session.
+    std::thread::sleep(Duration::from_millis(1100));
+    let fillers: Vec<UdpSocket> = (0..17u32)
+        .map(|i| UdpSocket::bind(format!("127.0.3.{}:0", 2 + i)).unwrap())
+        .collect();
+    let refusals = |rx: &Receiver| {
+        rx.log_text()
+            .matches("session limit reached; herald not acked")
+            .count()
+    };
+    let refused_before = refusals(&rx);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for filler in fillers.iter().cycle() {
+        let _ = filler.send_to(&msg(1, 1, 0, b"filler\0"), herald_addr);
+        std::thread::sleep(Duration::from_millis(20));
+        if refusals(&rx) > refused_before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the session table never filled:\n{}",
+            rx.log_text()
+        );
+    }
     let (dump2, data2) = synthetic(tmp.path(), 1, 74);
     let out = spawn_send(&rx, free_port(), &public, &dump2)
         .wait_with_output()
