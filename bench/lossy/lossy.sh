@@ -9,7 +9,13 @@
 lossy_run() {
     local client=$1 delay=$2 loss=$3 seed=$4 stats="$work/proxy.stats" ppid out
     rm -f "$stats"
-    "$TOOLS/impair-proxy" --listen 127.0.0.1:0 --upstream "$LOSSY_RECV" --delay-ms "$delay" --loss "$loss" \
+    # A fresh receiver per run: every run comes from the proxy's 127.0.0.1, and a run stopped by the time limit
+    # leaves its session open, which would hold the next run's herald back (a herald from a client's IP while its
+    # dump is flowing is ignored for DUPLICATE_HERALD_WINDOW, 5 s).
+    rm -rf "$work/dumps-lossy"
+    start_receiver dumps-lossy --keep 1 --herald-rate 1000
+    local recv_pid=$RECV_PID
+    "$TOOLS/impair-proxy" --listen 127.0.0.1:0 --upstream "$RECV_ADDR" --delay-ms "$delay" --loss "$loss" \
         --seed "$seed" --stats "$stats" >"$work/proxy.out" 2>"$work/proxy.log" &
     ppid=$!
     pids+=("$ppid")
@@ -29,6 +35,7 @@ lossy_run() {
     esac
     sleep 0.3 # one more stats write
     stop_pid "$ppid"
+    stop_pid "$recv_pid"
     if [ ! -s "$stats" ]; then
         log "  impair-proxy wrote no stats (listen='$listen'): $(cat "$work/proxy.log" 2>/dev/null | tail -n 2)"
     fi
@@ -45,9 +52,7 @@ section_lossy() {
     [ -f "$work/analyst.pub" ] || "$BIN/sealdump-keytool" gen "$work/analyst" >/dev/null
     cp "$work/analyst.pub" "$work/analyst-lossy.pub"
     "$BIN/sealdump-send" --synthetic "$work/vmcore-lossy" --synthetic-size "$LOSSY_MIB"
-    start_receiver dumps-lossy --keep 1 --herald-rate 1000 --idle-timeout 5
-    LOSSY_RECV=$RECV_ADDR
-    local recv_pid=$RECV_PID seed=1
+    local seed=1
     cmdline lossy_proxy impair-proxy --listen 127.0.0.1:0 --upstream RECEIVER --delay-ms D --loss L --seed N \
         "(D and L in each direction)"
     cmdline lossy_sealdump timeout "$LOSSY_SECONDS" sealdump-send --to PROXY --recipient analyst.pub --client-port 0 \
@@ -65,6 +70,5 @@ section_lossy() {
             done
         done
     done
-    stop_pid "$recv_pid"
     rm -rf "$work/dumps-lossy" "$work/vmcore-lossy"
 }
