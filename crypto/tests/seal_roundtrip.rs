@@ -296,24 +296,7 @@ fn aborted_trailer_is_authentic_partial() {
 
 #[test]
 fn sealer_rejects_bad_lengths_and_inconsistent_trailers() {
-    let mut rng = TestRng::new(7);
-    let dk = DumpKey::generate(&mut rng);
-    let mut out = [0u8; seal::MAX_HEADER_LEN];
-    let params = Params {
-        chunk_shift: 12,
-        ..Params::default()
-    };
-    let recipient = [Recipient::X25519 { public: [9; 32] }];
-    let (_, sealer) = seal::write_header(
-        &mut out,
-        &params,
-        &dk,
-        [0; 16],
-        &recipient,
-        &Metadata::default(),
-        &mut rng,
-    )
-    .unwrap();
+    let sealer = sealer_4k(AeadId::ChaCha20Poly1305, 7);
     assert_eq!(sealer.seal_chunk(0, &mut []).unwrap_err(), Error::ChunkLength);
     assert_eq!(
         sealer.seal_chunk(0, &mut [0u8; 4097]).unwrap_err(),
@@ -408,25 +391,7 @@ fn aead_ids_and_names() {
 #[test]
 fn seal_chunk_from_equals_seal_chunk_in_place() {
     for aead in [AeadId::ChaCha20Poly1305, AeadId::Aes256Gcm] {
-        let mut rng = TestRng::new(11);
-        let dk = DumpKey::generate(&mut rng);
-        let mut out = [0u8; seal::MAX_HEADER_LEN];
-        let params = Params {
-            aead,
-            chunk_shift: 12,
-            ..Params::default()
-        };
-        let recipient = [Recipient::X25519 { public: [9; 32] }];
-        let (_, sealer) = seal::write_header(
-            &mut out,
-            &params,
-            &dk,
-            [0; 16],
-            &recipient,
-            &Metadata::default(),
-            &mut rng,
-        )
-        .unwrap();
+        let sealer = sealer_4k(aead, 11);
         let plain: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
         for (index, len) in [(0u64, 4096usize), (5, 4096), (6, 1000)] {
             let mut in_place = plain[..len].to_vec();
@@ -454,4 +419,28 @@ fn seal_chunk_from_equals_seal_chunk_in_place() {
             Error::ChunkLength
         );
     }
+}
+
+/// A sealer for 4 KiB chunks under a fresh dump key (from `seed`), with one X25519 recipient.
+fn sealer_4k(aead: AeadId, seed: u8) -> seal::ChunkSealer {
+    let mut rng = TestRng::new(seed);
+    let dk = DumpKey::generate(&mut rng);
+    let mut out = [0u8; seal::MAX_HEADER_LEN];
+    let params = Params {
+        aead,
+        chunk_shift: 12,
+        ..Params::default()
+    };
+    let recipient = [Recipient::X25519 { public: [9; 32] }];
+    let (_, sealer) = seal::write_header(
+        &mut out,
+        &params,
+        &dk,
+        [0; 16],
+        &recipient,
+        &Metadata::default(),
+        &mut rng,
+    )
+    .unwrap();
+    sealer
 }

@@ -441,6 +441,22 @@ mod tests {
         assert_eq!(Layout::for_plaintext(4096, 0).stored_len(), 0);
     }
 
+    /// `run` of the toy opener over `input` into the file `out` on a pool of `threads`, not stopping at failures.
+    fn decrypt_to_file(threads: usize, input: &File, layout: &Layout, out: &File) -> Outcome {
+        pool(threads)
+            .install(|| {
+                run::<Vec<u8>>(
+                    input,
+                    layout,
+                    &Toy,
+                    Sink::File(out),
+                    false,
+                    &ProgressBar::hidden(),
+                )
+            })
+            .unwrap()
+    }
+
     #[test]
     fn file_and_stream_sinks_match_plaintext() {
         for threads in [1, 3] {
@@ -448,18 +464,7 @@ mod tests {
             let out = tempfile::tempfile().unwrap();
             out.set_len(layout.plaintext_len()).unwrap();
             let input_file = File::open(input.path()).unwrap();
-            let o = pool(threads)
-                .install(|| {
-                    run::<Vec<u8>>(
-                        &input_file,
-                        &layout,
-                        &Toy,
-                        Sink::File(&out),
-                        false,
-                        &ProgressBar::hidden(),
-                    )
-                })
-                .unwrap();
+            let o = decrypt_to_file(threads, &input_file, &layout, &out);
             assert!(o.failed.is_empty());
             let mut got = vec![0u8; plain.len()];
             out.read_exact_at(&mut got, 0).unwrap();
@@ -607,18 +612,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = File::create_new(dir.path().join("out")).unwrap();
         out.set_len(layout.plaintext_len()).unwrap();
-        let o = pool(2)
-            .install(|| {
-                run::<Vec<u8>>(
-                    &input_file,
-                    &layout,
-                    &Toy,
-                    Sink::File(&out),
-                    false,
-                    &ProgressBar::hidden(),
-                )
-            })
-            .unwrap();
+        let o = decrypt_to_file(2, &input_file, &layout, &out);
         assert!(o.failed.is_empty());
         let mut got = vec![0u8; plain.len()];
         out.read_exact_at(&mut got, 0).unwrap();
