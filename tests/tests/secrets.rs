@@ -110,17 +110,23 @@ fn no_key_material_in_any_log_output_or_stored_file_and_key_files_are_private() 
             .arg(&core));
         record("decryptor info", &out);
     }
-    // A junk datagram makes the receiver log at debug level (it logs nothing else at that level).
+    // A junk datagram makes the receiver log at debug level (it logs nothing else at that level). Wait for that
+    // line before stopping the receiver: a SIGTERM sent at once can win the race with the datagram.
     let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    junk.send_to(b"junk", &rx.addr).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let logged_debug = |rx: &Receiver| rx.log_text().contains("DEBUG") || rx.log_text().contains("TRACE");
+    while !logged_debug(&rx) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the receiver did not log at debug level"
+        );
+        junk.send_to(b"junk", &rx.addr).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // Stop the receiver so its last lines are in.
     rx.signal("TERM");
     std::thread::sleep(Duration::from_millis(300));
     outputs.push(("receiver log".into(), rx.log_text().into_bytes()));
-    assert!(
-        rx.log_text().contains("DEBUG") || rx.log_text().contains("TRACE"),
-        "the receiver did not log at debug level"
-    );
 
     // The secrets, recovered here from the files.
     let blob = std::fs::read(&blob_path).unwrap();
