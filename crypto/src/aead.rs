@@ -13,6 +13,7 @@
 //!   [`AeadCipher::decrypt_in_place_detached_or_wipe`], which skips that copy (a 64 KiB memcpy per record).
 
 use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::ChaCha20Poly1305;
 
@@ -135,15 +136,7 @@ impl AeadCipher {
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN]> {
-        let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::NonceLength)?;
-        let tag = match &self.0 {
-            Inner::Aes(c) => c.encrypt_inout_detached(nonce.into(), aad, buf.into()),
-            Inner::ChaCha(c) => c.encrypt_inout_detached(nonce.into(), aad, buf.into()),
-            #[cfg(feature = "accel")]
-            Inner::Ring(k) => return k.seal(nonce, aad, buf),
-        }
-        .map_err(|_| Error::Encrypt)?;
-        Ok(tag.into())
+        self.encrypt_inout(nonce, aad, buf.into())
     }
 
     /// Encrypts `input` into `out` (same length) with a detached tag: one pass over the bytes, where
@@ -156,15 +149,19 @@ impl AeadCipher {
         input: &[u8],
         out: &mut [u8],
     ) -> Result<[u8; TAG_LEN]> {
+        let buf = InOutBuf::new(input, out).map_err(|_| Error::ChunkLength)?;
+        self.encrypt_inout(nonce, aad, buf)
+    }
+
+    /// Both encryptions: in place when `buf`'s input and output are the same slice.
+    fn encrypt_inout(&self, nonce: &[u8], aad: &[u8], buf: InOutBuf<'_, '_, u8>) -> Result<[u8; TAG_LEN]> {
         let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::NonceLength)?;
-        let buf = aes_gcm::aead::inout::InOutBuf::new(input, out).map_err(|_| Error::ChunkLength)?;
         let tag = match &self.0 {
             Inner::Aes(c) => c.encrypt_inout_detached(nonce.into(), aad, buf),
             Inner::ChaCha(c) => c.encrypt_inout_detached(nonce.into(), aad, buf),
+            // No copy when in place.
             #[cfg(feature = "accel")]
-            Inner::Ring(k) => {
-                return k.seal(nonce, aad, buf.into_out_with_copied_in());
-            }
+            Inner::Ring(k) => return k.seal(nonce, aad, buf.into_out_with_copied_in()),
         }
         .map_err(|_| Error::Encrypt)?;
         Ok(tag.into())
