@@ -388,6 +388,17 @@ pub fn send(args: &[&std::ffi::OsStr]) -> Output {
         .unwrap()
 }
 
+/// `sealdump-send --client-port 0 -q --to RECEIVER --recipient PUBLIC DUMP`, waited for: one sealed dump.
+pub fn send_sealed(rx: &Receiver, public: &Path, dump: &Path) -> Output {
+    send(&[
+        os("--to"),
+        os(&rx.addr),
+        os("--recipient"),
+        public.as_os_str(),
+        dump.as_os_str(),
+    ])
+}
+
 /// `sealdump-send --client-port 0 -q ARGS… -` started with a pipe on its stdin (stderr piped too); the caller
 /// writes the dump into the returned stdin and drops it to end the dump.
 pub fn spawn_send_from_stdin(args: &[&std::ffi::OsStr]) -> (Child, std::process::ChildStdin) {

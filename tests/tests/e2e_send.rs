@@ -94,13 +94,7 @@ fn sealed_x25519_decrypts_byte_identical_and_receiver_never_sees_plaintext() {
     let key = PrivateKey::generate_x25519();
     let (_private, public) = write_key_pair(tmp.path(), "analyst", &key);
     let (dump, data) = synthetic(tmp.path(), 4, 2);
-    assert_ok(&send(&[
-        os("--to"),
-        os(&rx.addr),
-        os("--recipient"),
-        public.as_os_str(),
-        dump.as_os_str(),
-    ]));
+    assert_ok(&send_sealed(&rx, &public, &dump));
     let stored = stored_file(&rx, "vmcore_encrypted.");
     let raw = std::fs::read(&stored).unwrap();
     // The page with the panic message must not appear in clear anywhere the receiver wrote.

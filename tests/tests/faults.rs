@@ -97,13 +97,7 @@ fn receiver_sigkill_mid_dump_then_restart() {
     // Restart on the same port; the client resends the whole dump.
     let rx = Receiver::spawn(&[], "127.0.0.1", port, &dumps, &[], &[]);
     let (dump, _) = synthetic(tmp.path(), 4, 31);
-    assert_ok(&send(&[
-        os("--to"),
-        os(&rx.addr),
-        os("--recipient"),
-        public.as_os_str(),
-        dump.as_os_str(),
-    ]));
+    assert_ok(&send_sealed(&rx, &public, &dump));
     let infos = rx.wait_for_dumps(1, Duration::from_secs(20));
     assert_eq!(
         file_name(&infos[0]),
@@ -151,13 +145,7 @@ fn client_killed_mid_dump_leaves_a_marked_partial_that_is_never_overwritten() {
 
     // The same client comes back: a new index, the partial untouched.
     let (dump, _) = synthetic(tmp.path(), 4, 41);
-    assert_ok(&send(&[
-        os("--to"),
-        os(&rx.addr),
-        os("--recipient"),
-        public.as_os_str(),
-        dump.as_os_str(),
-    ]));
+    assert_ok(&send_sealed(&rx, &public, &dump));
     let infos = rx.wait_for_dumps(2, Duration::from_secs(20));
     assert_complete_dump(&infos[1], &key, &data);
     assert_eq!(std::fs::read(&partial).unwrap(), partial_bytes);
@@ -356,12 +344,6 @@ fn dump_directory_filling_up_fails_that_dump_only() {
     assert!(final_info(&rx, &dumps, "127.0.0.3").contains("Dump complete"));
     assert_complete_dump(&dumps.join("info.127.0.0.3.0"), &key, &again_data);
     // And the client whose dump failed can dump again (to the healthy directory).
-    let out = send(&[
-        os("--to"),
-        os(&rx.addr),
-        os("--recipient"),
-        public.as_os_str(),
-        again.as_os_str(),
-    ]);
+    let out = send_sealed(&rx, &public, &again);
     assert_ok(&out);
 }
