@@ -388,6 +388,18 @@ pub fn send(args: &[&std::ffi::OsStr]) -> Output {
         .unwrap()
 }
 
+/// `sealdump-decryptor --key KEY -o OUT STREAM`, waited for.
+pub fn run_decryptor(key: &Path, out: &Path, stream: &Path) -> Output {
+    Command::new(bin("sealdump-decryptor"))
+        .arg("--key")
+        .arg(key)
+        .arg("-o")
+        .arg(out)
+        .arg(stream)
+        .output()
+        .unwrap()
+}
+
 /// `sealdump-send --client-port 0 -q --to RECEIVER --recipient PUBLIC DUMP`, waited for: one sealed dump.
 pub fn send_sealed(rx: &Receiver, public: &Path, dump: &Path) -> Output {
     send(&[

@@ -123,14 +123,7 @@ fn twenty_sealed_dumps_survive_loss_duplication_reordering_and_corruption() {
     let core = core_for_info(&infos[0]);
     let n: usize = file_name(&infos[0]).rsplit('.').next().unwrap().parse().unwrap();
     let plain = tmp.path().join("decrypted");
-    let out = Command::new(bin("sealdump-decryptor"))
-        .arg("--key")
-        .arg(&private)
-        .arg("-o")
-        .arg(&plain)
-        .arg(&core)
-        .output()
-        .unwrap();
+    let out = run_decryptor(&private, &plain, &core);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(sha256(&std::fs::read(&plain).unwrap()), sources[n]);
 }
@@ -166,14 +159,7 @@ fn payload_bit_flips_are_detected_by_decryption() {
     let core = core_for_info(&infos[0]);
     let err = try_decrypt_with_library(&key, &core).expect_err("a flipped dump decrypted");
     eprintln!("library refused the flipped dump: {err}");
-    let out = Command::new(bin("sealdump-decryptor"))
-        .arg("--key")
-        .arg(&private)
-        .arg("-o")
-        .arg(tmp.path().join("decrypted"))
-        .arg(&core)
-        .output()
-        .unwrap();
+    let out = run_decryptor(&private, &tmp.path().join("decrypted"), &core);
     assert_eq!(
         out.status.code(),
         Some(1),

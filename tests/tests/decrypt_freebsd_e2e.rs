@@ -5,6 +5,7 @@
 //! Needs `openssl` on PATH.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use sealdump_tests::run_decryptor;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -245,14 +246,7 @@ fn dumpon_k_dump_through_the_receiver_decrypts_byte_exact() {
 
         // The key blob is found beside the stored core; the output goes elsewhere.
         let decrypted = t.join(format!("vmcore.{n}"));
-        let out = Command::new(bin("sealdump-decryptor"))
-            .arg("--key")
-            .arg(&private)
-            .arg("-o")
-            .arg(&decrypted)
-            .arg(&stored)
-            .output()
-            .unwrap();
+        let out = run_decryptor(&private, &decrypted, &stored);
         assert!(
             out.status.success(),
             "decryptor: {}",

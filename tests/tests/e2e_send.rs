@@ -210,14 +210,7 @@ fn provisioning_file_and_decryptor_binary() {
         return;
     }
     let plain = tmp.path().join("vmcore.decrypted");
-    let out = Command::new(&decryptor)
-        .arg("--key")
-        .arg(&private)
-        .arg("-o")
-        .arg(&plain)
-        .arg(&stored)
-        .output()
-        .unwrap();
+    let out = run_decryptor(&private, &plain, &stored);
     assert!(
         out.status.success(),
         "decryptor: {}",

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use sealdump_crypto::keys::PrivateKey;
 use sealdump_tests::{
-    bin, core_for_info, decrypt_with_library, have_program, info_files, is_root, sha256, write_key_pair,
+    bin, core_for_info, decrypt_with_library, have_program, info_files, is_root, run_decryptor, sha256,
+    write_key_pair,
 };
 
 /// Runs `ip netns exec NS ARGS…` (or ARGS… in this namespace when `ns` is empty); returns the output.
@@ -386,7 +387,6 @@ fn sealed_dumps_cross_a_lossy_router_over_ipv4_and_ipv6() {
     let started = Instant::now();
     // Build the binaries before the namespaces exist, so a slow build does not count against anything.
     let tapsend = bin("sealdump-tapsend");
-    let decryptor = bin("sealdump-decryptor");
     let Some((ns, links)) = build() else {
         return;
     };
@@ -487,14 +487,7 @@ fn sealed_dumps_cross_a_lossy_router_over_ipv4_and_ipv6() {
             );
         }
         let plain = work.join("decrypted");
-        let dec = Command::new(&decryptor)
-            .arg("--key")
-            .arg(&private)
-            .arg("-o")
-            .arg(&plain)
-            .arg(&stored)
-            .output()
-            .unwrap();
+        let dec = run_decryptor(&private, &plain, &stored);
         assert!(
             dec.status.success(),
             "{family}: decryptor: {}",
