@@ -8,8 +8,24 @@ timed() {
     awk '{ printf "%s %.3f", $1, $2 + $3 }' "$f"; rm -f "$f"
 }
 
+# best_of_two LABEL OUTPUT CMD...: runs CMD twice (removing OUTPUT first, unless it is empty) and prints the
+# better "wall_MBps cpu_MBps" of the two for $bytes bytes.
+best_of_two() {
+    local label=$1 output=$2 best_w=0 best_c=0 t w c
+    shift 2
+    for _ in 1 2; do
+        [ -z "$output" ] || rm -f "$output"
+        t=$(timed "$@") || return 1
+        w=$(mbps "$bytes" "${t% *}"); c=$(mbps "$bytes" "${t#* }")
+        log "  $label: $w MB/s wall, $c MB/cpu-s"
+        best_w=$(awk -v a="$best_w" -v b="$w" 'BEGIN { print (b > a) ? b : a }')
+        best_c=$(awk -v a="$best_c" -v b="$c" 'BEGIN { print (b > a) ? b : a }')
+    done
+    echo "$best_w $best_c"
+}
+
 section_decrypt() {
-    local bytes=$((DECRYPT_MIB << 20)) aead d t best_w best_c w c
+    local bytes=$((DECRYPT_MIB << 20)) aead d best
     [ -x /usr/bin/time ] || { apt-get install -y time >/dev/null; }
     put decrypt_bytes "$bytes"
     for aead in chacha20-poly1305 aes-256-gcm; do
@@ -28,49 +44,26 @@ section_decrypt() {
         for threads in 1 2; do
             cmdline "decrypt_${aead}_$threads" sealdump-decryptor --key analyst.key --threads "$threads" \
                 -o OUT vmcore_encrypted.bench.0 "(${DECRYPT_MIB} MiB, 64 KiB chunks, OUT on tmpfs)"
-            best_w=0; best_c=0
-            for _ in 1 2; do
-                rm -f "$d/out"
-                t=$(timed "$BIN/sealdump-decryptor" --key "$d/analyst.key" --threads "$threads" -o "$d/out" \
-                    "$d/vmcore_encrypted.bench.0")
-                w=$(mbps "$bytes" "${t% *}"); c=$(mbps "$bytes" "${t#* }")
-                log "  decrypt $aead x$threads: $w MB/s wall, $c MB/cpu-s"
-                best_w=$(awk -v a="$best_w" -v b="$w" 'BEGIN { print (b > a) ? b : a }')
-                best_c=$(awk -v a="$best_c" -v b="$c" 'BEGIN { print (b > a) ? b : a }')
-            done
+            best=$(best_of_two "decrypt $aead x$threads" "$d/out" "$BIN/sealdump-decryptor" --key "$d/analyst.key" \
+                --threads "$threads" -o "$d/out" "$d/vmcore_encrypted.bench.0")
             cmp -s "$d/out" "$d/plain.bench.0" || { log "decrypted output differs from the plaintext"; exit 1; }
             rm -f "$d/out"
-            put "decrypt_${aead}_${threads}" "$best_w $best_c"
+            put "decrypt_${aead}_${threads}" "$best"
         done
         # --verify authenticates every chunk and writes nothing: the decryptor's rate without the output file
         # (tmpfs page allocation and copy under one inode lock), i.e. how close it is to the AEAD's own limit.
         cmdline "verify_${aead}_2" sealdump-decryptor --key analyst.key --threads 2 --verify \
             vmcore_encrypted.bench.0 "(${DECRYPT_MIB} MiB, no output)"
-        best_w=0; best_c=0
-        for _ in 1 2; do
-            t=$(timed "$BIN/sealdump-decryptor" --key "$d/analyst.key" --threads 2 --verify "$d/vmcore_encrypted.bench.0")
-            w=$(mbps "$bytes" "${t% *}"); c=$(mbps "$bytes" "${t#* }")
-            log "  verify $aead x2: $w MB/s wall, $c MB/cpu-s"
-            best_w=$(awk -v a="$best_w" -v b="$w" 'BEGIN { print (b > a) ? b : a }')
-            best_c=$(awk -v a="$best_c" -v b="$c" 'BEGIN { print (b > a) ? b : a }')
-        done
-        put "verify_${aead}_2" "$best_w $best_c"
+        best=$(best_of_two "verify $aead x2" "" "$BIN/sealdump-decryptor" --key "$d/analyst.key" --threads 2 \
+            --verify "$d/vmcore_encrypted.bench.0")
+        put "verify_${aead}_2" "$best"
         if [ "$aead" = chacha20-poly1305 ]; then
             # age: ChaCha20-Poly1305 STREAM in 64 KiB chunks, single-threaded; same plaintext, output on tmpfs too.
             age-keygen -o "$work/age.key" 2>/dev/null
             age -r "$(age-keygen -y "$work/age.key")" -o "$d/plain.age" "$d/plain.bench.0"
             cat "$d/plain.age" >/dev/null
             cmdline age age -d -i age.key -o OUT plain.age "(${DECRYPT_MIB} MiB, OUT on tmpfs)"
-            best_w=0; best_c=0
-            for _ in 1 2; do
-                rm -f "$d/age.out"
-                t=$(timed age -d -i "$work/age.key" -o "$d/age.out" "$d/plain.age")
-                w=$(mbps "$bytes" "${t% *}"); c=$(mbps "$bytes" "${t#* }")
-                log "  age -d: $w MB/s wall, $c MB/cpu-s"
-                best_w=$(awk -v a="$best_w" -v b="$w" 'BEGIN { print (b > a) ? b : a }')
-                best_c=$(awk -v a="$best_c" -v b="$c" 'BEGIN { print (b > a) ? b : a }')
-            done
-            put age "$best_w $best_c"
+            put age "$(best_of_two "age -d" "$d/age.out" age -d -i "$work/age.key" -o "$d/age.out" "$d/plain.age")"
         fi
         rm -rf "$d"
     done
