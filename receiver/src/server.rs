@@ -622,7 +622,6 @@ enum Cmd {
 }
 
 fn session_socket(
-    ctx: &Ctx,
     local: Option<SocketAddr>,
     herald_dst: Option<IpAddr>,
     peer: SocketAddr,
@@ -634,7 +633,6 @@ fn session_socket(
         _ if peer.is_ipv4() => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         _ => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     };
-    let _ = ctx;
     let std_sock = udp_socket(SocketAddr::new(ip, 0), Some(SESSION_RCVBUF))?;
     std_sock.connect(peer)?;
     UdpSocket::from_std(std_sock)
@@ -687,7 +685,7 @@ async fn session_main(
     let files = tokio::task::spawn_blocking(move || store.open_dump(&h, ip, path.as_deref()))
         .await
         .map_err(io::Error::other)??;
-    let sock = Arc::new(session_socket(ctx, herald_local, herald.local_ip, peer)?);
+    let sock = Arc::new(session_socket(herald_local, herald.local_ip, peer)?);
     tracing::info!(host = %host, %peer, file = %files.dir().join(files.core_name()).display(),
         port = sock.local_addr().map(|a| a.port()).unwrap_or(0), aux2 = herald.aux2, "new dump from client");
 
