@@ -1,8 +1,9 @@
 //! The tokio shell: herald socket, one task + socket per client session, one blocking writer per session.
 //!
-//! Packet path (per session): `recv` into a reused 64 KiB buffer → [`Session::handle_datagram`] →
+//! Packet path (per session): `recvmmsg` with UDP GRO (quinn-udp) into reused 64 KiB buffers, batches split at
+//! their segment size → [`Session::handle_datagram`] →
 //! contiguous VMCORE payloads are copied into a pooled 256 KiB batch buffer (netdumpd buffers 128 KiB) and
-//! acked at once; full or non-contiguous batches go to the session's writer thread over a bounded channel and
+//! acked at once (one GSO send per drained batch); full or non-contiguous batches go to the session's writer thread over a bounded channel and
 //! come back empty through a return channel, so nothing is allocated per packet. The writer does the
 //! positional writes, the key file, the KDH renames, fsync, the info file, the `.last` links, the FINISHED ack
 //! (after fsync, like netdumpd) and the handler script.
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use quinn_udp::{RecvMeta, UdpSocketState};
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -39,8 +40,12 @@ const DNS_TIMEOUT: Duration = Duration::from_secs(2);
 /// client or a flood, and must not lock real clients out for the whole idle timeout. Counted from the herald, so
 /// it covers the reverse-DNS wait before the ack ([`DNS_TIMEOUT`]) plus a second.
 const SILENT_SESSION_GRACE: Duration = Duration::from_secs(3);
-/// Datagrams handled per wake-up of a session task.
+/// Datagrams handled per wake-up of a session task (before the last read's rest), and acks per flush.
 const DRAIN_BATCH: usize = 64;
+/// Buffers per `recvmmsg(2)` on a session socket.
+const RECV_BUFS: usize = 4;
+/// Each receive buffer holds one datagram or one GRO batch, which the kernel keeps within 64 KiB.
+const RECV_BUF_LEN: usize = 65_536;
 /// Receive buffer of session sockets.
 const SESSION_RCVBUF: usize = 4 * 1024 * 1024;
 
@@ -625,7 +630,7 @@ fn session_socket(
     local: Option<SocketAddr>,
     herald_dst: Option<IpAddr>,
     peer: SocketAddr,
-) -> io::Result<UdpSocket> {
+) -> io::Result<SessionIo> {
     // Bind to the address the herald was sent to (or the herald socket's IP when it is specific), as netdumpd
     // does, so acks come from the address the client sent its herald to.
     let ip = match herald_dst.or(local.map(|l| l.ip())) {
@@ -635,7 +640,84 @@ fn session_socket(
     };
     let std_sock = udp_socket(SocketAddr::new(ip, 0), Some(SESSION_RCVBUF))?;
     std_sock.connect(peer)?;
-    UdpSocket::from_std(std_sock)
+    // Turns UDP_GRO on where the kernel has it: from here on every read of this socket goes through `state.recv`.
+    let state = UdpSocketState::new((&std_sock).into())?;
+    Ok(SessionIo {
+        sock: Arc::new(UdpSocket::from_std(std_sock)?),
+        state,
+        peer,
+    })
+}
+
+/// A session's socket, connected to its client, with the quinn-udp state that reads GRO batches and sends GSO.
+#[derive(Debug)]
+struct SessionIo {
+    sock: Arc<UdpSocket>,
+    state: UdpSocketState,
+    peer: SocketAddr,
+}
+
+/// Reused receive buffers of a session socket: up to [`RECV_BUFS`] datagrams or GRO batches per `recvmmsg(2)`.
+struct SessionRx {
+    bufs: [Vec<u8>; RECV_BUFS],
+    meta: [RecvMeta; RECV_BUFS],
+    filled: usize,
+}
+
+impl std::fmt::Debug for SessionRx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRx")
+            .field("meta", &self.meta.get(..self.filled))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionRx {
+    fn new() -> Self {
+        Self {
+            bufs: std::array::from_fn(|_| vec![0; RECV_BUF_LEN]),
+            meta: [RecvMeta::default(); RECV_BUFS],
+            filled: 0,
+        }
+    }
+
+    /// Waits for the socket and reads what is queued.
+    async fn recv(&mut self, io: &SessionIo) -> io::Result<()> {
+        loop {
+            io.sock.readable().await?;
+            match self.try_recv(io) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// Reads what is queued without waiting (WouldBlock if nothing is). Through quinn-udp only: on a socket with
+    /// UDP_GRO a plain `recv` would return a batch of datagrams glued together without their size.
+    fn try_recv(&mut self, io: &SessionIo) -> io::Result<()> {
+        self.filled = 0;
+        let mut slices = self.bufs.each_mut().map(|b| io::IoSliceMut::new(b));
+        let meta = &mut self.meta;
+        // try_io keeps tokio's readiness right: a WouldBlock clears it.
+        let n = io.sock.try_io(Interest::READABLE, || {
+            io.state.recv((&*io.sock).into(), &mut slices, meta)
+        })?;
+        self.filled = n.min(RECV_BUFS);
+        Ok(())
+    }
+
+    /// The datagrams of the last read with their sources; a GRO batch is split at its stride (its last datagram
+    /// may be shorter).
+    fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        self.bufs
+            .iter()
+            .zip(&self.meta)
+            .take(self.filled)
+            .flat_map(|(buf, meta)| {
+                let data = buf.get(..meta.len).unwrap_or_default();
+                data.chunks(meta.stride.max(1)).map(move |d| (meta.addr, d))
+            })
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -685,7 +767,8 @@ async fn session_main(
     let files = tokio::task::spawn_blocking(move || store.open_dump(&h, ip, path.as_deref()))
         .await
         .map_err(io::Error::other)??;
-    let sock = Arc::new(session_socket(herald_local, herald.local_ip, peer)?);
+    let io = session_socket(herald_local, herald.local_ip, peer)?;
+    let sock = io.sock.clone();
     tracing::info!(host = %host, %peer, file = %files.dir().join(files.core_name()).display(),
         port = sock.local_addr().map(|a| a.port()).unwrap_or(0), aux2 = herald.aux2, "new dump from client");
 
@@ -711,7 +794,7 @@ async fn session_main(
         })
     };
 
-    let mut buf = vec![0u8; 65_536];
+    let mut rx = SessionRx::new();
     let mut acks = AckBatch::new();
     let mut batch: Option<(u64, Vec<u8>)> = None;
     let mut flush_at: Option<tokio::time::Instant> = None;
@@ -772,115 +855,123 @@ async fn session_main(
                     None => {}
                 }
             }
-            r = sock.recv(&mut buf) => {
-                let n = match r {
-                    Ok(n) => n,
-                    // ICMP port unreachable from the client surfaces here on a connected socket.
-                    Err(_) => continue,
-                };
-                let mut n = n;
+            r = rx.recv(&io) => {
+                // ICMP port unreachable from the client surfaces here on a connected socket.
+                if r.is_err() {
+                    continue;
+                }
                 let mut drained = 0;
-                // Drain what is queued without going back through the reactor (bounded for fairness).
+                // Drain what is queued without going back through the reactor, bounded for fairness in datagrams,
+                // not reads. Whatever a read returned is handled in full (it has left the kernel), so one read's
+                // worth may pass the bound.
                 loop {
-                    let now = ctx.now();
-                    let out = sess.handle_datagram(now, peer, &buf[..n]);
-                    if !matches!(out, Output::Rejected(_)) {
-                        link.heard_from.store(true, Ordering::Relaxed);
-                    }
-                    match out {
-                        Output::Rejected(reason) => {
+                    for (from, datagram) in rx.datagrams() {
+                        drained += 1;
+                        // The socket is connected, so only the peer can be here.
+                        if from.ip().to_canonical() != peer.ip() || from.port() != peer.port() {
                             ctx.metrics.drops.fetch_add(1, Ordering::Relaxed);
-                            tracing::debug!(%peer, %reason, "dropped datagram");
+                            tracing::debug!(%peer, %from, "dropped datagram from another source");
+                            continue;
                         }
-                        Output::Ack { seqno } => {
-                            ctx.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
-                            // A repeated FINISHED is re-acked only once the first one's fsync is done.
-                            if sess.state() != session::State::Finished || closed.load(Ordering::Acquire) {
-                                acks.push(&sock, seqno).await;
-                            }
+                        let now = ctx.now();
+                        let out = sess.handle_datagram(now, peer, datagram);
+                        if !matches!(out, Output::Rejected(_)) {
+                            link.heard_from.store(true, Ordering::Relaxed);
                         }
-                        Output::Core { seqno, offset, data } => {
-                            if failed.load(Ordering::Relaxed) {
-                                break 'outer;
+                        match out {
+                            Output::Rejected(reason) => {
+                                ctx.metrics.drops.fetch_add(1, Ordering::Relaxed);
+                                tracing::debug!(%peer, %reason, "dropped datagram");
                             }
-                            ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
-                            ctx.metrics.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-                            let contiguous = batch.as_ref().is_some_and(|(o, b)| o + b.len() as u64 == offset && b.len() + data.len() <= BATCH_CAP);
-                            if !contiguous {
-                                // The writer channel and the pool can make us wait: acks already due go out first.
-                                acks.flush(&sock).await;
-                                if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
+                            Output::Ack { seqno } => {
+                                ctx.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+                                // A repeated FINISHED is re-acked only once the first one's fsync is done.
+                                if sess.state() != session::State::Finished || closed.load(Ordering::Acquire) {
+                                    acks.push(&io, seqno).await;
+                                }
+                            }
+                            Output::Core { seqno, offset, data } => {
+                                if failed.load(Ordering::Relaxed) {
                                     break 'outer;
                                 }
-                                if data.len() > BATCH_CAP {
-                                    if cmd_tx.send(Cmd::Core { offset, buf: data.to_vec() }).await.is_err() {
+                                ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
+                                ctx.metrics.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                                let contiguous = batch.as_ref().is_some_and(|(o, b)| o + b.len() as u64 == offset && b.len() + data.len() <= BATCH_CAP);
+                                if !contiguous {
+                                    // The writer channel and the pool can make us wait: acks already due go out first.
+                                    acks.flush(&io).await;
+                                    if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
                                         break 'outer;
                                     }
-                                } else {
-                                    let Some(mut b) = pool_rx.recv().await else { break 'outer };
-                                    b.clear();
+                                    if data.len() > BATCH_CAP {
+                                        if cmd_tx.send(Cmd::Core { offset, buf: data.to_vec() }).await.is_err() {
+                                            break 'outer;
+                                        }
+                                    } else {
+                                        let Some(mut b) = pool_rx.recv().await else { break 'outer };
+                                        b.clear();
+                                        b.extend_from_slice(data);
+                                        batch = Some((offset, b));
+                                    }
+                                } else if let Some((_, b)) = batch.as_mut() {
                                     b.extend_from_slice(data);
-                                    batch = Some((offset, b));
                                 }
-                            } else if let Some((_, b)) = batch.as_mut() {
-                                b.extend_from_slice(data);
+                                acks.push(&io, seqno).await;
+                                if batch.as_ref().is_some_and(|(_, b)| b.len() + 1448 > BATCH_CAP) {
+                                    acks.flush(&io).await;
+                                    if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
+                                        break 'outer;
+                                    }
+                                    flush_at = None;
+                                } else {
+                                    flush_at = Some(tokio::time::Instant::now() + IDLE_FLUSH);
+                                }
                             }
-                            acks.push(&sock, seqno).await;
-                            if batch.as_ref().is_some_and(|(_, b)| b.len() + 1448 > BATCH_CAP) {
-                                acks.flush(&sock).await;
+                            Output::Key { seqno, offset, data, .. } => {
+                                ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
+                                ctx.metrics.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                                acks.flush(&io).await;
+                                if cmd_tx.send(Cmd::Key { seqno, offset, data: data.to_vec() }).await.is_err() {
+                                    break 'outer;
+                                }
+                            }
+                            Output::Kdh { seqno, header } => {
+                                ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
+                                tracing::info!(%peer, "KDH from client");
+                                acks.push(&io, seqno).await;
+                                acks.flush(&io).await;
                                 if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
                                     break 'outer;
                                 }
-                                flush_at = None;
-                            } else {
-                                flush_at = Some(tokio::time::Instant::now() + IDLE_FLUSH);
+                                if cmd_tx.send(Cmd::Kdh { payload: header.to_vec() }).await.is_err() {
+                                    break 'outer;
+                                }
                             }
-                        }
-                        Output::Key { seqno, offset, data, .. } => {
-                            ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
-                            ctx.metrics.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-                            acks.flush(&sock).await;
-                            if cmd_tx.send(Cmd::Key { seqno, offset, data: data.to_vec() }).await.is_err() {
-                                break 'outer;
+                            Output::Finished { seqno, complete } => {
+                                ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
+                                acks.flush(&io).await;
+                                if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
+                                    break 'outer;
+                                }
+                                link.active.release();
+                                let reason = if complete { "success" } else { "error" };
+                                let summary = Box::new(Summary::of(&sess));
+                                if cmd_tx.send(Cmd::Close { summary, ack: Some(seqno), reason }).await.is_err() {
+                                    break 'outer;
+                                }
+                                // Stay to re-ack a repeated FINISHED until the linger ends.
                             }
-                        }
-                        Output::Kdh { seqno, header } => {
-                            ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!(%peer, "KDH from client");
-                            acks.push(&sock, seqno).await;
-                            acks.flush(&sock).await;
-                            if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
-                                break 'outer;
-                            }
-                            if cmd_tx.send(Cmd::Kdh { payload: header.to_vec() }).await.is_err() {
-                                break 'outer;
-                            }
-                        }
-                        Output::Finished { seqno, complete } => {
-                            ctx.metrics.packets.fetch_add(1, Ordering::Relaxed);
-                            acks.flush(&sock).await;
-                            if let Some((off, b)) = batch.take() && cmd_tx.send(Cmd::Core { offset: off, buf: b }).await.is_err() {
-                                break 'outer;
-                            }
-                            link.active.release();
-                            let reason = if complete { "success" } else { "error" };
-                            let summary = Box::new(Summary::of(&sess));
-                            if cmd_tx.send(Cmd::Close { summary, ack: Some(seqno), reason }).await.is_err() {
-                                break 'outer;
-                            }
-                            // Stay to re-ack a repeated FINISHED until the linger ends.
                         }
                     }
-                    drained += 1;
                     if drained >= DRAIN_BATCH || sess.state() != session::State::Open {
                         break;
                     }
-                    match sock.try_recv(&mut buf) {
-                        Ok(m) => n = m,
-                        Err(_) => break,
+                    // WouldBlock ends the drain, and so does an ICMP error (reported once, by this read).
+                    if rx.try_recv(&io).is_err() {
+                        break;
                     }
                 }
-                acks.flush(&sock).await;
+                acks.flush(&io).await;
             }
         }
     }
@@ -939,8 +1030,10 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// The acks due after one drained batch of datagrams, sent together before the session task waits: one
-/// `sendmmsg(2)` on Linux instead of a `send` per datagram. Fixed storage, so nothing is allocated per packet.
+/// The acks due after one drained batch of datagrams, sent together before the session task waits: one GSO
+/// `sendmsg(2)` (UDP_SEGMENT of 4 bytes) where the kernel has it, else one `sendmmsg(2)` on Linux, instead of a
+/// `send` per datagram. Either way each ack leaves as its own 4-byte datagram. Fixed storage, so nothing is
+/// allocated per packet.
 #[derive(Debug)]
 struct AckBatch {
     seqnos: [[u8; 4]; DRAIN_BATCH],
@@ -956,9 +1049,9 @@ impl AckBatch {
     }
 
     /// Queues the ack of `seqno` (a full batch is sent first).
-    async fn push(&mut self, sock: &UdpSocket, seqno: u32) {
+    async fn push(&mut self, io: &SessionIo, seqno: u32) {
         if self.len == DRAIN_BATCH {
-            self.flush(sock).await;
+            self.flush(io).await;
         }
         if let Some(slot) = self.seqnos.get_mut(self.len) {
             *slot = seqno.to_be_bytes();
@@ -967,14 +1060,42 @@ impl AckBatch {
     }
 
     /// Sends the queued acks (lost acks are repaired by the client's retransmission, as with `send`).
-    async fn flush(&mut self, sock: &UdpSocket) {
+    async fn flush(&mut self, io: &SessionIo) {
         let queued = self.seqnos.get(..self.len).unwrap_or_default();
-        let sent = send_many(sock, queued);
-        for ack in queued.get(sent..).unwrap_or_default() {
-            let _ = sock.send(ack).await;
+        let unsent = send_segmented(io, queued);
+        let sent = send_many(&io.sock, unsent);
+        for ack in unsent.get(sent..).unwrap_or_default() {
+            let _ = io.sock.send(ack).await;
         }
         self.len = 0;
     }
+}
+
+/// Sends `acks` as GSO transmits of up to `max_gso_segments()` acks each; returns those not sent (all of them
+/// without GSO, the rest after a WouldBlock or a failed send) for the fallback.
+fn send_segmented<'a>(io: &SessionIo, acks: &'a [[u8; 4]]) -> &'a [[u8; 4]] {
+    let max_segments = io.state.max_gso_segments();
+    let mut rest = acks;
+    while rest.len() >= 2 && max_segments >= 2 {
+        let (now, later) = rest.split_at(rest.len().min(max_segments));
+        let transmit = Transmit {
+            destination: io.peer,
+            ecn: None,
+            contents: now.as_flattened(),
+            segment_size: Some(4),
+            src_ip: None,
+        };
+        // try_send, not send: quinn-udp's send logs and swallows errors, and these acks must go by the fallback
+        // then. After EIO or EINVAL quinn-udp also turns GSO off for this socket.
+        let sent = io.sock.try_io(Interest::WRITABLE, || {
+            io.state.try_send((&*io.sock).into(), &transmit)
+        });
+        if sent.is_err() {
+            break;
+        }
+        rest = later;
+    }
+    rest
 }
 
 /// Sends as many of `acks` as the socket takes in one `sendmmsg(2)`; returns how many went out (0 when the
