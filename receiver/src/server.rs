@@ -707,7 +707,7 @@ impl SessionRx {
     }
 
     /// The datagrams of the last read with their sources; a GRO batch is split at its stride (its last datagram
-    /// may be shorter).
+    /// may be shorter). An empty datagram is passed on too, to be rejected and counted.
     fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
         self.bufs
             .iter()
@@ -715,7 +715,10 @@ impl SessionRx {
             .take(self.filled)
             .flat_map(|(buf, meta)| {
                 let data = buf.get(..meta.len).unwrap_or_default();
-                data.chunks(meta.stride.max(1)).map(move |d| (meta.addr, d))
+                let empty = data.is_empty().then_some(data);
+                data.chunks(meta.stride.max(1))
+                    .chain(empty)
+                    .map(move |d| (meta.addr, d))
             })
     }
 }
