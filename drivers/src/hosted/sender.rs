@@ -9,11 +9,15 @@
 //! client-core buffers only two chunks; a retransmission of an older one reads it again ([`Reread`]): a file
 //! (and /proc/vmcore) with positional reads, a pipe or stdin from the input blocks kept in memory since the
 //! client last said it might need them ([`Client::retained_from`], about a window's worth of bytes).
+//!
+//! Datagrams leave in UDP GSO batches ([`TxBatch`]: one `sendmsg` for up to 64 KiB of equal-size datagrams) and
+//! acks are read with `recvmmsg` and GRO, both through `quinn-udp`: on loopback and on LANs the cost is per
+//! system call, and one call per datagram made the kernel, not the crypto, the limit at 1448-byte payloads.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, IoSliceMut, Read};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
@@ -21,6 +25,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use sealdump_client_core::{
     self as core, Buffers, Client, Config, DumpSource, Event, FailReason, Mode, SlotState, SourceError,
     Stats, seal,
@@ -35,6 +40,12 @@ const INPUT_BLOCK: usize = 1 << 20;
 const INPUT_QUEUE: usize = 4;
 /// Socket buffers: a full window of 8 KiB datagrams fits several times over.
 const SOCKET_BUFFER: usize = 8 << 20;
+/// Bytes of one GSO send: UDP's 65 507-byte limit for IPv4, less a margin.
+const GSO_MAX_BYTES: usize = 65_000;
+/// Receive buffers per `recvmmsg`; acks are 4 bytes, and a GRO batch of them is at most 64 of those.
+const RX_BUFFERS: usize = 16;
+/// Size of each receive buffer (anything longer is not an ack; it is cut short and then refused as malformed).
+const RX_BUFFER: usize = 4096;
 
 /// How the send loop reads dump bytes again for retransmissions of chunks client-core no longer buffers.
 #[derive(Debug)]
@@ -298,6 +309,185 @@ fn wait(socket: &UdpSocket, want_write: bool, timeout: Duration) -> Result<(), S
     Ok(())
 }
 
+/// Datagrams from `poll_transmit` gathered for one UDP GSO send: equal-size datagrams to one destination, the last
+/// possibly shorter, at most `max_segments` of them and [`GSO_MAX_BYTES`] in all. A datagram that cannot join (another
+/// destination, or longer) is kept after the batch and starts the next one once the batch is sent.
+struct TxBatch {
+    buf: Vec<u8>,
+    /// Room for one datagram.
+    datagram_room: usize,
+    /// The batch is `buf[..len]`.
+    len: usize,
+    /// Length of its datagrams (the first one's).
+    segment: usize,
+    count: usize,
+    to: Option<SocketAddr>,
+    /// A shorter datagram ended it.
+    closed: bool,
+    /// A datagram at `buf[len..]` waiting for the next batch: (length, destination).
+    carry: Option<(usize, SocketAddr)>,
+}
+
+impl TxBatch {
+    fn new(datagram_room: usize) -> Self {
+        let max_segments = (GSO_MAX_BYTES / datagram_room).max(1);
+        Self {
+            buf: vec![0u8; (max_segments + 1) * datagram_room],
+            datagram_room,
+            len: 0,
+            segment: 0,
+            count: 0,
+            to: None,
+            closed: false,
+            carry: None,
+        }
+    }
+
+    /// Most datagrams a batch may hold, given how many segments the socket takes (1 without GSO).
+    fn max_segments(&self, socket_segments: usize) -> usize {
+        socket_segments.min(GSO_MAX_BYTES / self.datagram_room).max(1)
+    }
+
+    /// Where the next datagram is to be written.
+    fn room(&mut self) -> &mut [u8] {
+        let start = self.len;
+        &mut self.buf[start..start + self.datagram_room]
+    }
+
+    /// Takes the datagram just written into [`Self::room`]; returns whether the batch must go out before another.
+    fn commit(&mut self, len: usize, to: SocketAddr, max_segments: usize) -> bool {
+        if self.count == 0 {
+            (self.len, self.segment, self.count, self.to) = (len, len, 1, Some(to));
+        } else if self.to == Some(to) && len <= self.segment {
+            self.len += len;
+            self.count += 1;
+            self.closed = len < self.segment;
+        } else {
+            self.carry = Some((len, to));
+        }
+        self.full(max_segments)
+    }
+
+    fn full(&self, max_segments: usize) -> bool {
+        self.carry.is_some() || self.closed || self.count >= max_segments
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn transmit(&self) -> Option<Transmit<'_>> {
+        Some(Transmit {
+            destination: self.to?,
+            ecn: None,
+            contents: &self.buf[..self.len],
+            segment_size: (self.count > 1).then_some(self.segment),
+            src_ip: None,
+        })
+    }
+
+    /// The batch went out (or was lost): the carried datagram, if any, starts the next one.
+    fn sent(&mut self) {
+        let carry = self.carry.take();
+        let start = self.len;
+        (self.len, self.segment, self.count, self.to, self.closed) = (0, 0, 0, None, false);
+        if let Some((len, to)) = carry {
+            self.buf.copy_within(start..start + len, 0);
+            (self.len, self.segment, self.count, self.to) = (len, len, 1, Some(to));
+        }
+    }
+}
+
+/// Sends `batch` in one system call. `Ok(false)`: the socket buffer is full, try again when writable.
+fn send_batch(udp: &UdpSocketState, socket: &UdpSocket, batch: &TxBatch) -> Result<bool, SendError> {
+    let Some(transmit) = batch.transmit() else {
+        return Ok(true);
+    };
+    match udp.try_send(socket.into(), &transmit) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        // Lost like any datagram; retransmission recovers it.
+        Err(e) if transient(&e) => Ok(true),
+        // The path or the NIC refused segmentation offload: quinn-udp has turned it off for later sends, and this
+        // batch is lost once (retransmission recovers it).
+        Err(e) if batch.count > 1 && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL)) => {
+            tracing::debug!(error = %e, "UDP segmentation offload refused; sending one datagram per call");
+            Ok(true)
+        }
+        Err(e) => Err(SendError::Io {
+            context: format!("send to {}", transmit.destination),
+            source: e,
+        }),
+    }
+}
+
+/// Reads every datagram queued on the socket (GRO batches split at their stride) into `client`; returns whether
+/// there was any.
+fn receive_all(
+    udp: &UdpSocketState,
+    socket: &UdpSocket,
+    rx: &mut [Vec<u8>],
+    client: &mut Client<'_>,
+    now: &dyn Fn() -> core::Instant,
+) -> Result<bool, SendError> {
+    let mut any = false;
+    loop {
+        let mut meta = [RecvMeta::default(); RX_BUFFERS];
+        let received = {
+            let mut slices: Vec<IoSliceMut<'_>> = rx.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+            udp.recv(socket.into(), &mut slices, &mut meta)
+        };
+        match received {
+            Ok(n) => {
+                for (m, buf) in meta.iter().zip(rx.iter()).take(n) {
+                    let data = &buf[..m.len.min(buf.len())];
+                    for datagram in data.chunks(m.stride.max(1)) {
+                        client.handle_datagram(now(), m.addr, datagram);
+                    }
+                }
+                any = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(any),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted || transient(&e) => {}
+            Err(e) => {
+                return Err(SendError::Io {
+                    context: "receive".into(),
+                    source: e,
+                });
+            }
+        }
+    }
+}
+
+/// quinn-udp sets "don't fragment, ignore path MTU" (`IP_PMTUDISC_PROBE`) for QUIC's own MTU probing; a dump keeps
+/// the kernel's default, path MTU discovery with local fragmentation, so a datagram bigger than a tunnel's MTU
+/// still arrives. Best effort: the default only matters on such paths.
+#[allow(unsafe_code)] // setsockopt(2): neither std nor socket2 sets these options
+fn keep_default_pmtu_discovery(socket: &UdpSocket, ipv6: bool) {
+    let mut options = vec![(libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_WANT)];
+    if ipv6 {
+        options.push((
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_WANT,
+        ));
+        options.push((libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 0));
+    }
+    for (level, name, value) in options {
+        // SAFETY: the fd is open for the call (`socket` is borrowed), and the option value points to a live c_int
+        // whose size is passed with it.
+        let _ = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                (&raw const value).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+}
+
 /// Recoverable send/receive errors on a UDP socket: ICMP port unreachable from an earlier datagram (the receiver
 /// is not up yet, or restarted) and transient buffer shortage. The protocol's retransmission handles them.
 fn transient(e: &io::Error) -> bool {
@@ -461,10 +651,10 @@ fn send_on(
     let mut client =
         Client::new(client_config, buffers, &mut rng, now()).map_err(|e| SendError::Client(e.to_string()))?;
 
-    let mut tx_buf = vec![0u8; core::datagram_len(config.payload_size)];
-    let mut rx_buf = vec![0u8; 65_536];
-    // A datagram `poll_transmit` produced that the socket would not take yet: (length, destination).
-    let mut stalled: Option<(usize, SocketAddr)> = None;
+    let udp = UdpSocketState::new(socket.into()).map_err(io_err("cannot set up the UDP socket"))?;
+    keep_default_pmtu_discovery(socket, config.bind.is_ipv6());
+    let mut batch = TxBatch::new(core::datagram_len(config.payload_size));
+    let mut rx: Vec<Vec<u8>> = (0..RX_BUFFERS).map(|_| vec![0u8; RX_BUFFER]).collect();
     // Bytes of the newest input block (the last one `source` keeps) already written to the client; `None` when
     // it is all written and the next block is due.
     let mut pending: Option<usize> = None;
@@ -472,24 +662,7 @@ fn send_on(
     let mut read_error: Option<io::Error> = None;
 
     loop {
-        let mut busy = false;
-
-        loop {
-            match socket.recv_from(&mut rx_buf) {
-                Ok((n, from)) => {
-                    client.handle_datagram(now(), from, &rx_buf[..n]);
-                    busy = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted || transient(&e) => {}
-                Err(e) => {
-                    return Err(SendError::Io {
-                        context: "receive".into(),
-                        source: e,
-                    });
-                }
-            }
-        }
+        let mut busy = receive_all(&udp, socket, &mut rx, &mut client, &now)?;
 
         let t = now();
         if client.poll_timeout().is_some_and(|deadline| deadline <= t) {
@@ -532,42 +705,30 @@ fn send_on(
             busy = true;
         }
 
-        if let Some((len, to)) = stalled {
-            match socket.send_to(&tx_buf[..len], to) {
-                Ok(_) => stalled = None,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted || transient(&e) => stalled = None,
-                Err(e) => {
-                    return Err(SendError::Io {
-                        context: format!("send to {to}"),
-                        source: e,
-                    });
-                }
-            }
-        }
         source.forget_before(client.retained_from());
-        if stalled.is_none() {
-            let t = now();
-            while let Some(transmit) = client.poll_transmit(t, &mut tx_buf, &source) {
+        let t = now();
+        // Whether the socket would not take the last batch (then wait until it is writable).
+        let mut stalled = false;
+        loop {
+            let max_segments = batch.max_segments(udp.max_gso_segments());
+            let mut full = batch.full(max_segments);
+            while !full {
+                let Some(transmit) = client.poll_transmit(t, batch.room(), &source) else {
+                    break;
+                };
                 busy = true;
-                match socket.send_to(&tx_buf[..transmit.len], transmit.destination) {
-                    Ok(_) => {}
-                    Err(e)
-                        if e.kind() == io::ErrorKind::WouldBlock
-                            || e.kind() == io::ErrorKind::Interrupted =>
-                    {
-                        stalled = Some((transmit.len, transmit.destination));
-                        break;
-                    }
-                    // Lost like any datagram; retransmission recovers it.
-                    Err(e) if transient(&e) => {}
-                    Err(e) => {
-                        return Err(SendError::Io {
-                            context: format!("send to {}", transmit.destination),
-                            source: e,
-                        });
-                    }
-                }
+                full = batch.commit(transmit.len, transmit.destination, max_segments);
+            }
+            if batch.is_empty() {
+                break;
+            }
+            if !send_batch(&udp, socket, &batch)? {
+                stalled = true;
+                break;
+            }
+            batch.sent();
+            if !full && batch.is_empty() {
+                break;
             }
         }
 
@@ -602,7 +763,7 @@ fn send_on(
             } else {
                 Duration::from_millis(50)
             };
-            wait(socket, stalled.is_some(), until_timer.min(cap))?;
+            wait(socket, stalled, until_timer.min(cap))?;
         }
     }
 }
@@ -618,6 +779,82 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    fn write(batch: &mut TxBatch, byte: u8, len: usize) {
+        batch.room()[..len].fill(byte);
+    }
+
+    #[test]
+    fn equal_datagrams_batch_up_to_the_limit_and_a_shorter_one_ends_the_batch() {
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut batch = TxBatch::new(1472);
+        let max = batch.max_segments(64);
+        assert_eq!(max, 44, "64 KiB of 1472-byte datagrams");
+        assert_eq!(batch.max_segments(1), 1, "no GSO: one datagram a call");
+        for i in 0..3 {
+            write(&mut batch, i, 1472);
+            assert!(!batch.commit(1472, to, max));
+        }
+        write(&mut batch, 9, 100);
+        assert!(
+            batch.commit(100, to, max),
+            "a shorter datagram is the last of its batch"
+        );
+        let t = batch.transmit().unwrap();
+        assert_eq!(
+            (t.contents.len(), t.segment_size, t.destination),
+            (3 * 1472 + 100, Some(1472), to)
+        );
+        assert_eq!(t.contents[1472], 1);
+        assert_eq!(t.contents[3 * 1472], 9);
+        batch.sent();
+        assert!(batch.is_empty());
+        for i in 0..44 {
+            write(&mut batch, 0, 1472);
+            assert_eq!(batch.commit(1472, to, max), i == 43);
+        }
+    }
+
+    #[test]
+    fn a_datagram_for_another_destination_or_longer_starts_the_next_batch() {
+        let herald: SocketAddr = "127.0.0.1:20023".parse().unwrap();
+        let session: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let mut batch = TxBatch::new(1472);
+        write(&mut batch, 1, 60);
+        assert!(!batch.commit(60, herald, 44));
+        write(&mut batch, 2, 1472);
+        assert!(
+            batch.commit(1472, session, 44),
+            "another destination: send what is batched first"
+        );
+        let t = batch.transmit().unwrap();
+        assert_eq!(
+            (t.contents.len(), t.segment_size, t.destination),
+            (60, None, herald)
+        );
+        batch.sent();
+        let t = batch.transmit().unwrap();
+        assert_eq!(
+            (t.contents, t.destination),
+            (&[2u8; 1472][..], session),
+            "the carried datagram leads"
+        );
+        write(&mut batch, 3, 1000);
+        assert!(batch.commit(1000, session, 44));
+        let t = batch.transmit().unwrap();
+        assert_eq!((t.contents.len(), t.segment_size), (2472, Some(1472)));
+        batch.sent();
+        assert!(batch.is_empty() && batch.transmit().is_none());
+        // Longer than the segment size: carried to a batch of its own.
+        let mut batch = TxBatch::new(1472);
+        write(&mut batch, 5, 500);
+        assert!(!batch.commit(500, session, 44));
+        write(&mut batch, 6, 1472);
+        assert!(batch.commit(1472, session, 44));
+        assert_eq!(batch.transmit().unwrap().contents, &[5u8; 500][..]);
+        batch.sent();
+        assert_eq!(batch.transmit().unwrap().contents, &[6u8; 1472][..]);
+    }
 
     #[test]
     fn kept_blocks_are_read_across_their_boundaries_until_forgotten() {
