@@ -22,6 +22,11 @@ pub struct RttEstimator {
     latest_rtt: u64,
     rttvar: u64,
     rto: u64,
+    /// Smallest sample of the current period (one smoothed RTT long, starting at `period_start`) and of the one
+    /// before: a queue that stands shows in every sample of a round trip, scheduling jitter only in some.
+    period_min: u64,
+    previous_period_min: u64,
+    period_start: u64,
 }
 
 impl Default for RttEstimator {
@@ -43,14 +48,23 @@ impl RttEstimator {
             latest_rtt: 0,
             rttvar: 0,
             rto: INITIAL_RTO.as_micros() as u64,
+            period_min: u64::MAX,
+            previous_period_min: u64::MAX,
+            period_start: 0,
         }
     }
 
-    /// Feeds one RTT measurement (taken only from packets sent once: Karn's rule is the caller's).
-    pub fn on_sample(&mut self, sample: Duration) {
+    /// Feeds one RTT measurement taken at `now_us` (only from packets sent once: Karn's rule is the caller's).
+    pub fn on_sample(&mut self, now_us: u64, sample: Duration) {
         let r = micros(sample);
         self.min_rtt = self.min_rtt.min(r);
         self.latest_rtt = r;
+        if now_us.saturating_sub(self.period_start) >= self.srtt.unwrap_or(0) {
+            self.previous_period_min = self.period_min;
+            self.period_min = u64::MAX;
+            self.period_start = now_us;
+        }
+        self.period_min = self.period_min.min(r);
         match self.srtt {
             None => {
                 self.srtt = Some(r);
@@ -87,6 +101,15 @@ impl RttEstimator {
         self.latest_rtt
     }
 
+    /// The smallest sample of the last one to two round trips (0 before the first sample): above
+    /// [`Self::min_rtt_us`] only while a queue stands on the path.
+    pub fn recent_min_rtt_us(&self) -> u64 {
+        match self.period_min.min(self.previous_period_min) {
+            u64::MAX => 0,
+            r => r,
+        }
+    }
+
     /// Smoothed RTT in microseconds (0 before the first sample).
     pub fn srtt_us(&self) -> u64 {
         self.srtt.unwrap_or(0)
@@ -107,7 +130,7 @@ mod tests {
     #[test]
     fn first_sample_sets_srtt_and_half_variance() {
         let mut rtt = RttEstimator::new();
-        rtt.on_sample(Duration::from_millis(100));
+        rtt.on_sample(0, Duration::from_millis(100));
         assert_eq!(rtt.srtt_us(), 100_000);
         // rto = srtt + 4 * (srtt / 2) = 3 * srtt
         assert_eq!(rtt.rto(), Duration::from_millis(300));
@@ -116,8 +139,8 @@ mod tests {
     #[test]
     fn follows_rfc6298_smoothing() {
         let mut rtt = RttEstimator::new();
-        rtt.on_sample(Duration::from_millis(100));
-        rtt.on_sample(Duration::from_millis(200));
+        rtt.on_sample(0, Duration::from_millis(100));
+        rtt.on_sample(0, Duration::from_millis(200));
         // rttvar = 3/4 * 50 + 1/4 * |100 - 200| = 62.5 ms; srtt = 7/8 * 100 + 1/8 * 200 = 112.5 ms
         assert_eq!(rtt.srtt_us(), 112_500);
         assert_eq!(rtt.rto(), Duration::from_micros(112_500 + 4 * 62_500));
@@ -127,7 +150,7 @@ mod tests {
     fn stable_rtt_converges_to_the_floor() {
         let mut rtt = RttEstimator::new();
         for _ in 0..200 {
-            rtt.on_sample(Duration::from_micros(50));
+            rtt.on_sample(0, Duration::from_micros(50));
         }
         assert_eq!(rtt.srtt_us(), 50);
         assert_eq!(rtt.rto(), MIN_RTO);
@@ -136,7 +159,7 @@ mod tests {
     #[test]
     fn backoff_doubles_and_caps() {
         let mut rtt = RttEstimator::new();
-        rtt.on_sample(Duration::from_millis(10));
+        rtt.on_sample(0, Duration::from_millis(10));
         let base = rtt.rto();
         rtt.backoff();
         assert_eq!(rtt.rto(), base * 2);
@@ -145,7 +168,30 @@ mod tests {
         }
         assert_eq!(rtt.rto(), MAX_RTO);
         // A fresh sample recomputes the RTO from the estimate (the backoff ends).
-        rtt.on_sample(Duration::from_millis(10));
+        rtt.on_sample(0, Duration::from_millis(10));
         assert!(rtt.rto() < Duration::from_millis(40));
+    }
+
+    #[test]
+    fn recent_minimum_ignores_spikes_and_follows_a_standing_queue() {
+        let mut rtt = RttEstimator::new();
+        assert_eq!(rtt.recent_min_rtt_us(), 0);
+        let mut now = 0;
+        // A 2 ms path with one 6 ms spike per round trip.
+        for i in 0..40 {
+            now += 200;
+            let sample = if i % 10 == 5 { 6_000 } else { 2_000 };
+            rtt.on_sample(now, Duration::from_micros(sample));
+        }
+        assert_eq!(rtt.latest_rtt_us(), 2_000);
+        rtt.on_sample(now + 200, Duration::from_micros(6_000));
+        assert_eq!(rtt.recent_min_rtt_us(), 2_000, "a spike is not a queue");
+        // A queue that stands: every sample is 5 ms for two round trips and more.
+        for _ in 0..60 {
+            now += 200;
+            rtt.on_sample(now, Duration::from_micros(5_000));
+        }
+        assert_eq!(rtt.recent_min_rtt_us(), 5_000);
+        assert_eq!(rtt.min_rtt_us(), 2_000);
     }
 }
