@@ -51,6 +51,11 @@ pub struct ClientConfig {
     pub retransmit_after: Duration,
     /// Retransmissions before giving up (10).
     pub retries: u32,
+    /// How the client waits for a burst's acks. `Some(d)`: as the kernel does, a loop of "all acked? else poll the
+    /// NIC for whatever arrived, then `DELAY(d)`" (d = 500 µs in FreeBSD 12-15's netdump/debugnet), so an ack is
+    /// only seen after the delay that follows the poll which took it in. `None`: wake on each ack (faster than
+    /// any kernel: the default for tests).
+    pub poll_delay: Option<Duration>,
     /// Fault injection.
     pub faults: Faults,
 }
@@ -72,6 +77,7 @@ impl ClientConfig {
             burst: 64 * 1024,
             retransmit_after: Duration::from_secs(1),
             retries: 10,
+            poll_delay: None,
             faults: Faults::default(),
         }
     }
@@ -269,6 +275,25 @@ impl Client {
         }
     }
 
+    /// The kernel's `debugnet_network_poll`: takes in every ack already queued, without waiting.
+    fn poll_acks(&mut self, mut on_ack: impl FnMut(u32)) -> io::Result<()> {
+        self.sock.set_nonblocking(true)?;
+        let mut ack = [0u8; 64];
+        let result = loop {
+            match self.sock.recv_from(&mut ack) {
+                Ok((4, from)) if from.ip() == self.cfg.server.ip() => {
+                    on_ack(u32::from_be_bytes([ack[0], ack[1], ack[2], ack[3]]));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.sock.set_nonblocking(false)?;
+        result
+    }
+
     fn send_chunked(&mut self, msg_type: u32, data: &[u8]) -> io::Result<()> {
         let payload = self.cfg.payload.max(1);
         let msgs: Vec<Msg<'_>> = data
@@ -323,6 +348,20 @@ impl Client {
         let mut retries = 0;
         loop {
             let deadline = Instant::now() + self.cfg.retransmit_after;
+            if let Some(delay) = self.cfg.poll_delay {
+                // debugnet_send: `while (rcvd_acks != want_acks) { if (polls++ > npolls) retransmit;
+                // debugnet_network_poll(); DELAY(500); }`.
+                while acked.iter().any(|a| !a) && Instant::now() < deadline {
+                    self.poll_acks(|seqno| {
+                        if let Some(i) = seqno.checked_sub(base).map(|d| d as usize)
+                            && let Some(a) = acked.get_mut(i)
+                        {
+                            *a = true;
+                        }
+                    })?;
+                    busy_delay(delay);
+                }
+            }
             while acked.iter().any(|a| !a) {
                 match self.recv_ack(deadline)? {
                     Some((seqno, _)) => {
@@ -353,5 +392,18 @@ impl Client {
                 }
             }
         }
+    }
+}
+
+/// The kernel's `DELAY(d)`, a busy wait: sleeps through most of it (a user-space spin would take the CPU the
+/// receiver needs on a small machine) and spins the last stretch, which the sleep's timer slack would overshoot.
+fn busy_delay(d: Duration) {
+    let until = Instant::now() + d;
+    let slack = Duration::from_micros(100);
+    if d > slack {
+        std::thread::sleep(d - slack);
+    }
+    while Instant::now() < until {
+        std::hint::spin_loop();
     }
 }
