@@ -72,7 +72,8 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub window: u16,
 
-    /// AEAD of the sealed dump [default: chacha20-poly1305, or the provisioning file's].
+    /// AEAD of the sealed dump [default: the provisioning file's, else aes-256-gcm where the CPU has AES
+    /// instructions, else chacha20-poly1305].
     #[arg(long, value_enum, value_name = "AEAD")]
     pub aead: Option<AeadArg>,
 
