@@ -813,7 +813,11 @@ fn an_overtaken_packet_is_resent_after_the_time_threshold_before_the_rto() {
     let sent = drain(&mut c, t);
     assert_eq!(sent.len(), 2);
     // Only one later ack: the packet threshold (3) cannot fire, the time threshold (9/8 RTT) does.
-    ack(&mut c, t + Duration::from_micros(1000), SESSION, sent[1].seqno);
+    let acked_at = t + Duration::from_micros(1000);
+    ack(&mut c, acked_at, SESSION, sent[1].seqno);
+    // Loss detection runs once per batch of acks: it is due at once, and then arms the time threshold.
+    assert_eq!(c.poll_timeout(), Some(acked_at));
+    c.handle_timeout(acked_at);
     let deadline = c.poll_timeout().unwrap();
     assert_eq!(deadline, t + Duration::from_micros(1125));
     assert!(deadline < t + MIN_RTO);
