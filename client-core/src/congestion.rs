@@ -17,6 +17,12 @@
 //! [`RANDOM_LOSS_LIMIT`] (BBR tolerates 2 %; per-packet acks double the apparent rate, as a lost ack looks
 //! like a lost packet); above it, as on a bottleneck whose buffer is too shallow to show in the RTT, the
 //! window shrinks by [`GENTLE_DECREASE`] per round trip.
+//!
+//! After such a random-loss reduction the window also grows back faster than Reno's one packet per round trip: one
+//! packet per [`SCALABLE_ACKS`] acks (about 2 % per round trip at any window, as Scalable TCP does), so a 1/8 cut
+//! is regained in a few round trips instead of hundreds (measured at 1 % loss each way, 1 ms delay, window 4096:
+//! the window sat near 650 packets, growing by one per 2.5 ms round trip). A reduction on a standing queue, or a
+//! timeout, returns to Reno's growth.
 
 /// Packets in flight allowed before the first ack.
 pub const INITIAL_CWND: u32 = 10;
@@ -26,6 +32,8 @@ pub const MIN_CWND: u32 = 4;
 pub const GENTLE_DECREASE: (u32, u32) = (7, 8);
 /// Recent loss fraction, in 1/65536, above which a loss without queueing still reduces the window (5 %).
 pub const RANDOM_LOSS_LIMIT: u32 = 65_536 / 20;
+/// Acks per one-packet increase in congestion avoidance after a random-loss reduction.
+pub const SCALABLE_ACKS: u32 = 50;
 /// The loss fraction is an exponential average with gain 1/2^LOSS_RATE_SHIFT per packet (~256 packets).
 const LOSS_RATE_SHIFT: u32 = 8;
 
@@ -43,6 +51,8 @@ pub struct Aimd {
     before_timeout: Option<(u32, u32)>,
     /// Recent fraction of packets declared lost, in 1/65536.
     loss_rate: u32,
+    /// The last reduction was for random loss: grow by [`SCALABLE_ACKS`] rather than by the window.
+    scalable: bool,
 }
 
 impl Aimd {
@@ -57,6 +67,7 @@ impl Aimd {
             max,
             before_timeout: None,
             loss_rate: 0,
+            scalable: false,
         }
     }
 
@@ -84,7 +95,12 @@ impl Aimd {
             self.cwnd += 1;
         } else {
             self.avoidance_acks += 1;
-            if self.avoidance_acks >= self.cwnd {
+            let per_packet = if self.scalable {
+                SCALABLE_ACKS.min(self.cwnd)
+            } else {
+                self.cwnd
+            };
+            if self.avoidance_acks >= per_packet {
                 self.avoidance_acks = 0;
                 self.cwnd += 1;
             }
@@ -92,11 +108,13 @@ impl Aimd {
         self.cwnd = self.cwnd.min(self.max);
     }
 
-    /// Transmission `tx` was declared lost by later acks; `next_tx` numbers the next transmission;
-    /// `queueing` tells whether the path's RTT shows a growing queue (see [`queueing`]). Returns whether the
-    /// window was reduced (at most once per round trip): halved with queueing; without, kept while the recent
-    /// loss fraction is below [`RANDOM_LOSS_LIMIT`], else shrunk by [`GENTLE_DECREASE`].
-    pub fn on_loss(&mut self, tx: u64, next_tx: u64, queueing: bool) -> bool {
+    /// Transmission `tx` was declared lost by later acks; `next_tx` numbers the next transmission; `path` tells
+    /// whether a queue stands on the path (see [`PathDelay::of`]). Returns whether the window was reduced (at most
+    /// once per round trip): with a queue, to the share of the window the path holds without it
+    /// (`min_rtt / queued_rtt`, as TCP Westwood sets ssthresh to bandwidth × minimum RTT), at least half; without,
+    /// kept while the recent loss fraction is below [`RANDOM_LOSS_LIMIT`], else shrunk by [`GENTLE_DECREASE`].
+    pub fn on_loss(&mut self, tx: u64, next_tx: u64, path: PathDelay) -> bool {
+        let queueing = path != PathDelay::Clear;
         self.loss_rate += (65_536 - self.loss_rate) >> LOSS_RATE_SHIFT;
         if tx < self.recovery_start_tx {
             return false;
@@ -104,8 +122,14 @@ impl Aimd {
         if !queueing && self.loss_rate <= RANDOM_LOSS_LIMIT {
             return false;
         }
-        let kept = if queueing {
-            self.cwnd / 2
+        let kept = if let PathDelay::Queued {
+            min_rtt_us,
+            queued_rtt_us,
+        } = path
+        {
+            // The queue drains and the pipe stays full: what the path holds at its minimum RTT.
+            let share = u64::from(self.cwnd) * min_rtt_us / queued_rtt_us.max(1);
+            u32::try_from(share).unwrap_or(self.cwnd).max(self.cwnd / 2)
         } else {
             self.cwnd * GENTLE_DECREASE.0 / GENTLE_DECREASE.1
         };
@@ -114,6 +138,7 @@ impl Aimd {
         self.avoidance_acks = 0;
         self.recovery_start_tx = next_tx;
         self.before_timeout = None;
+        self.scalable = !queueing;
         true
     }
 
@@ -126,6 +151,7 @@ impl Aimd {
         self.cwnd = self.floor();
         self.avoidance_acks = 0;
         self.recovery_start_tx = next_tx;
+        self.scalable = false;
     }
 }
 
@@ -138,6 +164,35 @@ pub const QUEUEING_SLACK_US: u64 = 1_000;
 /// congestion.
 pub fn queueing(rtt_us: u64, min_rtt_us: u64) -> bool {
     min_rtt_us == 0 || rtt_us > min_rtt_us.saturating_mul(5) / 4 + QUEUEING_SLACK_US
+}
+
+/// What the round-trip times say about the path when a loss is declared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathDelay {
+    /// No standing queue: the loss is random (or a lost ack).
+    Clear,
+    /// A queue stands: the smallest recent RTT `queued_rtt_us` is well above the path's minimum `min_rtt_us`
+    /// (0 before any sample, which halves).
+    Queued {
+        /// The path's smallest RTT.
+        min_rtt_us: u64,
+        /// The smallest RTT of the last round trips.
+        queued_rtt_us: u64,
+    },
+}
+
+impl PathDelay {
+    /// Classifies a path whose smallest recent RTT is `recent_min_rtt_us` and whose minimum is `min_rtt_us`.
+    pub fn of(recent_min_rtt_us: u64, min_rtt_us: u64) -> Self {
+        if queueing(recent_min_rtt_us, min_rtt_us) {
+            PathDelay::Queued {
+                min_rtt_us,
+                queued_rtt_us: recent_min_rtt_us,
+            }
+        } else {
+            PathDelay::Clear
+        }
+    }
 }
 
 impl Aimd {
@@ -155,6 +210,12 @@ impl Aimd {
 mod tests {
     use super::*;
 
+    /// A queue four times the path's RTT: the reduction is the floor, a halving.
+    const QUEUED: PathDelay = PathDelay::Queued {
+        min_rtt_us: 1_000,
+        queued_rtt_us: 4_000,
+    };
+
     #[test]
     fn slow_start_then_linear_growth() {
         let mut cc = Aimd::new(256);
@@ -163,7 +224,7 @@ mod tests {
             cc.on_ack(tx);
         }
         assert_eq!(cc.window(), 20, "one packet per ack in slow start");
-        assert!(cc.on_loss(10, 30, true));
+        assert!(cc.on_loss(10, 30, QUEUED));
         assert_eq!(cc.window(), 10);
         assert_eq!(cc.ssthresh(), 10);
         // Acks of packets sent before the reduction don't grow the window.
@@ -183,13 +244,13 @@ mod tests {
             cc.on_ack(tx);
         }
         assert_eq!(cc.window(), 50);
-        assert!(cc.on_loss(41, 100, true));
+        assert!(cc.on_loss(41, 100, QUEUED));
         assert!(
-            !cc.on_loss(42, 101, true),
+            !cc.on_loss(42, 101, QUEUED),
             "second loss of the same flight is the same event"
         );
         assert_eq!(cc.window(), 25);
-        assert!(cc.on_loss(100, 120, true));
+        assert!(cc.on_loss(100, 120, QUEUED));
         assert_eq!(cc.window(), 12);
     }
 
@@ -203,14 +264,14 @@ mod tests {
         // 2 % loss (1 % each way with per-packet acks) for a while: never reduced.
         let mut tx = 54;
         for _ in 0..20 {
-            assert!(!cc.on_loss(tx, tx + 1, false));
+            assert!(!cc.on_loss(tx, tx + 1, PathDelay::Clear));
             for _ in 0..49 {
                 tx += 1;
                 cc.on_ack(tx);
             }
         }
         assert!(cc.window() > 64, "the window keeps growing: {}", cc.window());
-        assert!(cc.on_loss(tx, tx + 1, true), "a queued path still halves");
+        assert!(cc.on_loss(tx, tx + 1, QUEUED), "a queued path still halves");
     }
 
     #[test]
@@ -223,7 +284,7 @@ mod tests {
         // A run of losses: reductions start once the average passes 5 %.
         let mut reduced_at = None;
         for tx in 54..100 {
-            if cc.on_loss(tx, 100, false) {
+            if cc.on_loss(tx, 100, PathDelay::Clear) {
                 reduced_at = Some(tx);
                 break;
             }
@@ -231,14 +292,73 @@ mod tests {
         assert_eq!(reduced_at, Some(67), "the 14th loss in a row passes 5 %");
         assert_eq!(cc.window(), 56, "7/8 of the window");
         assert_eq!(cc.ssthresh(), 56);
-        assert!(!cc.on_loss(68, 101, false), "still one reduction per round trip");
-        assert!(cc.on_loss(100, 150, true));
+        assert!(
+            !cc.on_loss(68, 101, PathDelay::Clear),
+            "still one reduction per round trip"
+        );
+        assert!(cc.on_loss(100, 150, QUEUED));
         assert_eq!(cc.window(), 28, "a queued path halves");
         let mut small = Aimd::new(256);
         for tx in 0..40 {
-            small.on_loss(tx, tx + 1, false);
+            small.on_loss(tx, tx + 1, PathDelay::Clear);
         }
         assert_eq!(small.window(), MIN_CWND, "the floor holds");
+    }
+
+    #[test]
+    fn after_a_random_loss_reduction_the_window_grows_back_scalably() {
+        let mut cc = Aimd::new(4096);
+        let mut tx = 0;
+        while cc.window() < 800 {
+            cc.on_ack(tx);
+            tx += 1;
+        }
+        // Losses without queueing until the recent rate passes 5 %: one gentle cut.
+        while !cc.on_loss(tx, tx + 1, PathDelay::Clear) {
+            tx += 1;
+        }
+        tx += 1;
+        let cut = cc.window();
+        assert_eq!(cut, 800 * 7 / 8);
+        // One round trip of acks (a window's worth) regains about 2 %, not one packet.
+        for _ in 0..cut {
+            cc.on_ack(tx);
+            tx += 1;
+        }
+        assert_eq!(cc.window(), cut + cut / SCALABLE_ACKS);
+        // A reduction on a standing queue returns to Reno's one packet per round trip.
+        assert!(cc.on_loss(tx, tx + 1, QUEUED));
+        tx += 1;
+        let halved = cc.window();
+        for _ in 0..halved {
+            cc.on_ack(tx);
+            tx += 1;
+        }
+        assert_eq!(cc.window(), halved + 1);
+    }
+
+    #[test]
+    fn a_shallow_standing_queue_is_drained_without_halving() {
+        let mut cc = Aimd::new(4096);
+        for tx in 0..990 {
+            cc.on_ack(tx);
+        }
+        assert_eq!(cc.window(), 1000);
+        let path = PathDelay::of(2_600 + QUEUEING_SLACK_US, 2_000);
+        assert_eq!(
+            path,
+            PathDelay::Queued {
+                min_rtt_us: 2_000,
+                queued_rtt_us: 3_600
+            }
+        );
+        assert!(cc.on_loss(990, 1990, path));
+        assert_eq!(
+            cc.window(),
+            1000 * 2_000 / 3_600,
+            "the share the path holds without the queue"
+        );
+        assert_eq!(PathDelay::of(2_400, 2_000), PathDelay::Clear);
     }
 
     #[test]
