@@ -12,6 +12,7 @@ section_memory() {
     put client_ram_w64 "$(sed -n 's/^window=64 payload=1448 chunk=65536 ram_bytes=//p' "$work/ram.txt")"
     put client_ram_8k "$(sed -n 's/^window=256 payload=8192 chunk=65536 ram_bytes=//p' "$work/ram.txt")"
     put client_ram_w1024 "$(sed -n 's/^window=1024 payload=1448 chunk=65536 ram_bytes=//p' "$work/ram.txt")"
+    put client_ram_w4096 "$(sed -n 's/^window=4096 payload=1448 chunk=65536 ram_bytes=//p' "$work/ram.txt")"
     cmdline ram client-cost ram "(sealdump_client_core::ram_required(window, payload, chunk))"
 
     local total=$((MEM_MIB << 20)) n t0 s

@@ -67,10 +67,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(512..=8192))]
     pub payload_size: Option<u16>,
 
-    /// Maximum datagrams in flight (32 bytes of state each; congestion control opens the flight up to it). 1024
-    /// keeps a 20 ms round trip busy at ~70 MB/s with 1448-byte datagrams.
-    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u16).range(1..=4096))]
-    pub window: u16,
+    /// Maximum datagrams in flight (32 bytes of state each; congestion control opens the flight up to it)
+    /// [default: 4096, or 6 MiB of payload if fewer: 768 at 8192-byte payloads]. A lost datagram holds the
+    /// window's oldest slot for two round trips, so a lossy 20 ms path needs thousands to stay busy.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub window: Option<u16>,
 
     /// AEAD of the sealed dump [default: the provisioning file's, else aes-256-gcm where the CPU has AES
     /// instructions, else chacha20-poly1305].

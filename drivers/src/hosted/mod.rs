@@ -284,12 +284,15 @@ fn run(cli: &Cli) -> Result<(), AppError> {
             metadata: metadata_for(cli, kdh.as_ref(), total_len.unwrap_or(0)),
         }
     };
+    let payload_size = usize::from(cli.payload_size.unwrap_or_else(|| default_payload_size(server)));
     let config = SendConfig {
         server,
         bind,
         herald_path: cli.path.clone().unwrap_or_default().into_bytes(),
-        payload_size: usize::from(cli.payload_size.unwrap_or_else(|| default_payload_size(server))),
-        window: usize::from(cli.window),
+        payload_size,
+        window: cli
+            .window
+            .map_or_else(|| default_window(payload_size), usize::from),
         give_up_after: Duration::from_secs_f64(cli.timeout),
         security,
     };
@@ -340,6 +343,15 @@ fn progress_bar(quiet: bool, total: Option<u64>) -> ProgressBar {
 
 /// Payload per datagram when the user gives none: loopback has a 64 KiB MTU, so 8 KiB datagrams cost one
 /// syscall per 8 KiB instead of per 1448 bytes; any other path gets the Ethernet-safe MTU 1500 size.
+/// Datagrams in flight by default: 4096, fewer when that would put more than [`DEFAULT_FLIGHT_BYTES`] in
+/// flight (a receiver's socket buffer holds a few MiB).
+fn default_window(payload_size: usize) -> usize {
+    (DEFAULT_FLIGHT_BYTES / payload_size.max(1)).clamp(1, 4096)
+}
+
+/// Payload bytes the default window keeps in flight at most.
+const DEFAULT_FLIGHT_BYTES: usize = 6 << 20;
+
 /// DESIGN §4: AES-256-GCM where the CPU has AES instructions (and carry-less multiply for GHASH), else
 /// ChaCha20-Poly1305, which is the faster of the two in software.
 fn default_aead() -> AeadId {
@@ -373,6 +385,13 @@ mod tests {
         assert_eq!(default_payload_size("[::1]:20023".parse().unwrap()), 8192);
         assert_eq!(default_payload_size("192.0.2.10:20023".parse().unwrap()), 1448);
         assert_eq!(default_payload_size("[2001:db8::1]:20023".parse().unwrap()), 1448);
+    }
+
+    #[test]
+    fn default_window_keeps_at_most_6_mib_in_flight() {
+        assert_eq!(default_window(1448), 4096);
+        assert_eq!(default_window(8192), 768);
+        assert_eq!(default_window(512), 4096);
     }
 
     #[test]
