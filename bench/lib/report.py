@@ -303,9 +303,9 @@ def main():
 
 
 # Each component's own benchmark page (criterion chunk seal/open beside `openssl speed`, the receiver blast vs
-# iperf3, end to end vs its baselines, decrypt vs openssl/age), each measured in one sitting of its own; included
+# iperf3, decrypt vs openssl/age), each measured in one sitting of its own; included
 # here so that the performance report holds every figure, with headings moved below this report's.
-COMPONENT_PAGES = ["crypto.md", "receiver.md", "e2e.md", "decrypt.md"]
+COMPONENT_PAGES = ["crypto.md", "receiver.md", "decrypt.md"]
 
 
 def component_benchmarks(w):
@@ -316,9 +316,8 @@ def component_benchmarks(w):
     w("## Component benchmarks")
     w()
     w("Each crate's own benchmark, run on its own (not by `bench/run`), with its baseline measured in the same "
-      "sitting; the source pages are `docs/perf/*.md`. They are records of their sittings: the end-to-end and "
-      "receiver pages predate the re-reading client (sealdump-send then kept every packet, window 256 by "
-      "default); the figures above are current.")
+      "sitting; the source pages are `docs/perf/*.md`. They are records of their sittings: the receiver page "
+      "predates the GRO/GSO session sockets; the figures above are current.")
     w()
     for page in pages:
         with open(os.path.join(perf_dir, page)) as f:
