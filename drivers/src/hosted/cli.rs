@@ -62,8 +62,8 @@ pub struct Cli {
     #[arg(long, value_name = "P")]
     pub path: Option<String>,
 
-    /// Dump bytes per datagram (MTU - 52 = 1448 at MTU 1500; up to 8192 on loopback or jumbo links)
-    /// [default: 8192 to a loopback receiver, else 1448].
+    /// Dump bytes per datagram (MTU - 52 = 1448 at MTU 1500 over IPv4, MTU - 72 = 1428 over IPv6; up to 8192 on
+    /// loopback or jumbo links) [default: 8192 to a loopback receiver, else 1448 (IPv4) or 1428 (IPv6)].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(512..=8192))]
     pub payload_size: Option<u16>,
 

@@ -371,7 +371,13 @@ fn default_aead() -> AeadId {
 }
 
 fn default_payload_size(server: std::net::SocketAddr) -> u16 {
-    if server.ip().is_loopback() { 8192 } else { 1448 }
+    match server.ip() {
+        ip if ip.is_loopback() => 8192,
+        // One 1500-byte Ethernet frame: 1500 - 20 (IPv4) - 8 (UDP) - 24 (netdump header), as FreeBSD uses.
+        std::net::IpAddr::V4(_) => 1448,
+        // The IPv6 header is 40 bytes.
+        std::net::IpAddr::V6(_) => 1428,
+    }
 }
 
 #[cfg(test)]
@@ -384,7 +390,7 @@ mod tests {
         assert_eq!(default_payload_size("127.0.0.1:20023".parse().unwrap()), 8192);
         assert_eq!(default_payload_size("[::1]:20023".parse().unwrap()), 8192);
         assert_eq!(default_payload_size("192.0.2.10:20023".parse().unwrap()), 1448);
-        assert_eq!(default_payload_size("[2001:db8::1]:20023".parse().unwrap()), 1448);
+        assert_eq!(default_payload_size("[2001:db8::1]:20023".parse().unwrap()), 1428);
     }
 
     #[test]

@@ -408,10 +408,12 @@ fn send_batch(udp: &UdpSocketState, socket: &UdpSocket, batch: &TxBatch) -> Resu
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
         // Lost like any datagram; retransmission recovers it.
         Err(e) if transient(&e) => Ok(true),
-        // The path or the NIC refused segmentation offload: quinn-udp has turned it off for later sends, and this
-        // batch is lost once (retransmission recovers it).
+        // The path refused segmentation offload (a segment larger than the path MTU, which plain sends fragment;
+        // an IPsec route; no checksum offload). quinn-udp has turned it off for later sends; this batch goes out
+        // now one datagram per call, so nothing waits for a retransmission timeout.
         Err(e) if batch.count > 1 && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL)) => {
             tracing::debug!(error = %e, "UDP segmentation offload refused; sending one datagram per call");
+            send_one_by_one(socket, transmit.contents, batch.segment, transmit.destination)?;
             Ok(true)
         }
         Err(e) => Err(SendError::Io {
@@ -419,6 +421,35 @@ fn send_batch(udp: &UdpSocketState, socket: &UdpSocket, batch: &TxBatch) -> Resu
             source: e,
         }),
     }
+}
+
+/// Sends `contents` as datagrams of `segment` bytes (the last may be shorter), waiting while the socket is full.
+fn send_one_by_one(
+    socket: &UdpSocket,
+    contents: &[u8],
+    segment: usize,
+    to: SocketAddr,
+) -> Result<(), SendError> {
+    for datagram in contents.chunks(segment.max(1)) {
+        loop {
+            match socket.send_to(datagram, to) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait(socket, true, Duration::from_millis(50))?
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Lost like any datagram; retransmission recovers it.
+                Err(e) if transient(&e) => break,
+                Err(e) => {
+                    return Err(SendError::Io {
+                        context: format!("send to {to}"),
+                        source: e,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads every datagram queued on the socket (GRO batches split at their stride) into `client`; returns whether
@@ -476,7 +507,7 @@ fn keep_default_pmtu_discovery(socket: &UdpSocket, ipv6: bool) {
     for (level, name, value) in options {
         // SAFETY: the fd is open for the call (`socket` is borrowed), and the option value points to a live c_int
         // whose size is passed with it.
-        let _ = unsafe {
+        let r = unsafe {
             libc::setsockopt(
                 socket.as_raw_fd(),
                 level,
@@ -485,6 +516,9 @@ fn keep_default_pmtu_discovery(socket: &UdpSocket, ipv6: bool) {
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             )
         };
+        if r != 0 {
+            tracing::debug!(level, name, error = %io::Error::last_os_error(), "cannot restore path MTU discovery");
+        }
     }
 }
 
@@ -854,6 +888,45 @@ mod tests {
         assert_eq!(batch.transmit().unwrap().contents, &[5u8; 500][..]);
         batch.sent();
         assert_eq!(batch.transmit().unwrap().contents, &[6u8; 1472][..]);
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn a_refused_gso_batch_goes_out_one_datagram_per_call() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiver.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let to = receiver.local_addr().unwrap();
+        let socket = bind_socket("127.0.0.1:0".parse().unwrap()).unwrap();
+        let udp = UdpSocketState::new((&socket).into()).unwrap();
+        // Linux refuses UDP GSO (EINVAL) on a socket without transmit checksums, as it would a segment larger
+        // than the path MTU; plain sends still work.
+        let one: libc::c_int = 1;
+        // SAFETY: the fd is open for the call, and the option value points to a live c_int of the size passed.
+        let r = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_NO_CHECK,
+                (&raw const one).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0);
+        let mut batch = TxBatch::new(1472);
+        for (i, len) in [(1u8, 1472), (2, 1472), (3, 700)] {
+            write(&mut batch, i, len);
+            batch.commit(len, to, 44);
+        }
+        assert!(send_batch(&udp, &socket, &batch).unwrap());
+        let mut buf = [0u8; 2048];
+        for (i, len) in [(1u8, 1472), (2, 1472), (3, 700)] {
+            let (n, _) = receiver.recv_from(&mut buf).unwrap();
+            assert_eq!(n, len, "datagram {i}");
+            assert!(buf[..n].iter().all(|&b| b == i));
+        }
+        if udp.max_gso_segments() > 1 {
+            panic!("GSO should be off after the refusal");
+        }
     }
 
     #[test]
