@@ -47,8 +47,8 @@ pub struct Aimd {
     /// Transmissions numbered below this were sent before the last reduction.
     recovery_start_tx: u64,
     max: u32,
-    /// Window and threshold before the last timeout, restored if the timeout proves spurious.
-    before_timeout: Option<(u32, u32)>,
+    /// Window, threshold and growth mode before the last timeout, restored if the timeout proves spurious.
+    before_timeout: Option<(u32, u32, bool)>,
     /// Recent fraction of packets declared lost, in 1/65536.
     loss_rate: u32,
     /// The last reduction was for random loss: grow by [`SCALABLE_ACKS`] rather than by the window.
@@ -128,7 +128,7 @@ impl Aimd {
         } = path
         {
             // The queue drains and the pipe stays full: what the path holds at its minimum RTT.
-            let share = u64::from(self.cwnd) * min_rtt_us / queued_rtt_us.max(1);
+            let share = u64::from(self.cwnd).saturating_mul(min_rtt_us) / queued_rtt_us.max(1);
             u32::try_from(share).unwrap_or(self.cwnd).max(self.cwnd / 2)
         } else {
             self.cwnd * GENTLE_DECREASE.0 / GENTLE_DECREASE.1
@@ -145,7 +145,7 @@ impl Aimd {
     /// The retransmission timer fired.
     pub fn on_timeout(&mut self, next_tx: u64) {
         if self.before_timeout.is_none() {
-            self.before_timeout = Some((self.cwnd, self.ssthresh));
+            self.before_timeout = Some((self.cwnd, self.ssthresh, self.scalable));
         }
         self.ssthresh = (self.cwnd / 2).max(self.floor());
         self.cwnd = self.floor();
@@ -199,9 +199,10 @@ impl Aimd {
     /// A packet the timer declared lost was acked before its resend: the path was slow, not lossy
     /// (as F-RTO / Eifel), so the window from before the timeout comes back.
     pub fn undo_timeout(&mut self) {
-        if let Some((cwnd, ssthresh)) = self.before_timeout.take() {
+        if let Some((cwnd, ssthresh, scalable)) = self.before_timeout.take() {
             self.cwnd = self.cwnd.max(cwnd);
             self.ssthresh = self.ssthresh.max(ssthresh);
+            self.scalable = scalable;
         }
     }
 }
