@@ -920,8 +920,11 @@ impl<'a> Client<'a> {
             }
             _ => return,
         }
+        self.ring.states[index].status = Status::Acked;
+        if slot.status == Status::Expired {
+            self.unexpire();
+        }
         let ring = &mut self.ring;
-        ring.states[index].status = Status::Acked;
         if slot.retransmits == 0 {
             // Karn: only packets sent once give an unambiguous RTT and order.
             self.rtt
@@ -955,6 +958,21 @@ impl<'a> Client<'a> {
             return;
         }
         self.pump();
+    }
+
+    /// After a spurious timeout (F-RTO, RFC 5682): the packets it expired and that were not sent again yet are
+    /// still on their way, so they count as in flight again instead of all being sent a second time (a queue
+    /// that grew faster than the RTO estimate cost thousands of needless resends per dump).
+    fn unexpire(&mut self) {
+        let ring = &mut self.ring;
+        for seq in ring.base..ring.next_send {
+            let index = ring.index(seq);
+            if ring.states[index].status == Status::Expired {
+                ring.states[index].status = Status::InFlight;
+                self.in_flight += 1;
+                self.lost -= 1;
+            }
+        }
     }
 
     fn on_spurious_loss(&mut self, threshold: u64) {
