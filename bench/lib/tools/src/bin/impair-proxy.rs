@@ -200,8 +200,9 @@ struct Stats {
     forward_dropped: AtomicU64,
     back: AtomicU64,
     back_dropped: AtomicU64,
-    /// VMCORE seqno -> payload length, until its first ack reaches the client.
-    pending: Mutex<HashMap<u32, u64>>,
+    /// VMCORE seqno -> payload length until its first ack reaches the client, then `None`: a datagram sent again
+    /// after its ack (a spurious resend) is not counted twice.
+    pending: Mutex<HashMap<u32, Option<u64>>>,
 }
 
 impl Stats {
@@ -280,7 +281,7 @@ fn forward_reader(
             if !pending.is_empty() {
                 let mut map = stats.pending.lock().unwrap();
                 for (seqno, len) in pending {
-                    map.entry(seqno).or_insert(len);
+                    map.entry(seqno).or_insert(Some(len));
                 }
             }
         }
@@ -361,7 +362,13 @@ fn main() {
                 }
                 if bytes.len() == 4 {
                     let seqno = u32::from_be_bytes(bytes.try_into().unwrap());
-                    if let Some(len) = stats.pending.lock().unwrap().remove(&seqno) {
+                    let first_ack = stats
+                        .pending
+                        .lock()
+                        .unwrap()
+                        .get_mut(&seqno)
+                        .and_then(Option::take);
+                    if let Some(len) = first_ack {
                         // Counted when the ack leaves the proxy; it reaches the client `delay` later, which the
                         // constant offset does not change for the rate.
                         stats.acked_bytes.fetch_add(len, Ordering::Relaxed);
