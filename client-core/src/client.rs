@@ -932,6 +932,7 @@ impl<'a> Client<'a> {
             self.largest_acked_tx = Some(self.largest_acked_tx.map_or(slot.tx, |t| t.max(slot.tx)));
         }
         self.cc.on_ack(slot.tx);
+        self.cc.on_delivery(now.as_micros(), self.rtt.min_rtt_us());
         if slot.msg_type == MessageType::Vmcore as u8 {
             self.stats.bytes_acked += u64::from(slot.len);
         }
