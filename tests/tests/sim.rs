@@ -940,7 +940,7 @@ fn random_scenarios_from_many_seeds() {
 }
 
 /// The loss response, free of CPU limits: on a 1 ms (each way) link with 1 % random loss in each direction, a
-/// window-1024 dump (sealdump-send's default) keeps at least half its lossless rate in virtual time
+/// window-1024 dump keeps at least half its lossless rate in virtual time
 /// (docs/performance.md measures the same on real sockets, where the CPUs of the proxy and both ends also count).
 #[test]
 fn one_percent_random_loss_keeps_half_the_lossless_rate() {
@@ -970,6 +970,77 @@ fn one_percent_random_loss_keeps_half_the_lossless_rate() {
     assert!(
         rates[1] >= 0.5 * rates[0],
         "1 % loss: {:.1} MB/s against {:.1} lossless",
+        rates[1],
+        rates[0]
+    );
+}
+
+/// A bottleneck whose buffer is too shallow to show in the RTT (16 KiB, drained at 40 µs a datagram): its losses
+/// look random, and the controller must still keep them few rather than take them for a lossy link. This is why
+/// the random-loss limit is 5 % and not higher (at 15 % a real 5 %-lossy link ran 25× faster, but here the
+/// resends went from about 9 % of the packets to 22 %, each one a chunk sealed again).
+#[test]
+fn a_shallow_buffer_bottleneck_is_not_flooded() {
+    let sc = Scenario {
+        len: 4_000_000,
+        window: 4096,
+        ..Scenario::new(902, Link::CLEAN)
+    };
+    let mut rx = Receiver::new(addr(SESSION_PORT));
+    rx.buffer_limit = Some(16 * 1024);
+    rx.service = Duration::from_micros(40);
+    let r = run(sc, rx);
+    check_delivered(&sc, &r);
+    let first = r.stats.packets_sent - r.stats.retransmits;
+    eprintln!(
+        "shallow buffer: {first} packets, {} resent, {} buffer drops, {:.1} ms (ideal {:.1} ms)",
+        r.stats.retransmits,
+        r.receiver.buffer_drops,
+        r.end_time as f64 / 1000.0,
+        first as f64 * 0.040
+    );
+    assert!(
+        r.stats.retransmits <= first * 15 / 100,
+        "{} resends for {first} packets",
+        r.stats.retransmits
+    );
+    assert!(
+        (r.end_time as f64) < first as f64 * 40.0 * 1.2,
+        "keeps the bottleneck busy: {} µs",
+        r.end_time
+    );
+}
+
+/// 5 % random loss each way (10 % of datagrams or their acks): the window must not ratchet down to its floor,
+/// as it did before random-loss cuts stopped at the delivered rate.
+#[test]
+fn five_percent_random_loss_each_way_keeps_a_useful_rate() {
+    let mut rates = Vec::new();
+    for loss in [0.0, 0.05] {
+        let link = Link {
+            delay: Duration::from_millis(1),
+            jitter: Duration::ZERO,
+            loss,
+            duplicate: 0.0,
+        };
+        let sc = Scenario {
+            len: 8 << 20,
+            window: 4096,
+            give_up_after: Duration::from_secs(60),
+            ..Scenario::new(8, link)
+        };
+        let r = run(sc, Receiver::new(addr(SESSION_PORT)));
+        check_delivered(&sc, &r);
+        let rate = sc.len as f64 / r.end_time as f64;
+        eprintln!(
+            "loss {loss} each way: {rate:.1} MB/s in virtual time, {} resent, cwnd {}",
+            r.stats.retransmits, r.stats.cwnd
+        );
+        rates.push(rate);
+    }
+    assert!(
+        rates[1] >= 0.05 * rates[0],
+        "5 % loss: {:.1} MB/s against {:.1} lossless",
         rates[1],
         rates[0]
     );
