@@ -5,41 +5,10 @@
 //! Needs `openssl` on PATH.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sealdump_tests::run_decryptor;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-
-/// target/<profile> with the receiver, the FreeBSD-like client and the decryptor built (same cargo and profile).
-fn bin(name: &str) -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "-q",
-            "--bins",
-            "-p",
-            "sealdump-receiver",
-            "-p",
-            "sealdump-decryptor",
-        ])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().expect("cargo build").success(),
-            "building the binaries failed"
-        );
-        dir
-    })
-    .join(name)
-}
+use sealdump_tests::{Receiver, bin, core_for_info, run_decryptor};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 fn openssl(args: &[&str]) {
     let out = Command::new("openssl")
@@ -71,72 +40,6 @@ fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
-}
-
-/// `sealdump-receiver` on 127.0.0.1, ephemeral port; killed on drop.
-struct Receiver {
-    child: Child,
-    addr: String,
-}
-
-impl Receiver {
-    fn start(dir: &Path) -> Receiver {
-        let mut child = Command::new(bin("sealdump-receiver"))
-            .args(["-D", "-a", "127.0.0.1", "--port", "0", "-d", s(dir)])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sealdump-receiver");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line: String = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("receiver printed no 'listening on'");
-        let addr = line.rsplit(' ').next().unwrap().to_string();
-        assert!(line.starts_with("listening on"), "{line}");
-        Receiver { child, addr }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The stored `vmcore_encrypted.*` (not the `.last` link) once its info file is there.
-fn stored_core(dir: &Path) -> PathBuf {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let names: Vec<PathBuf> = std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        let info = names
-            .iter()
-            .any(|p| p.file_name().unwrap().to_string_lossy().starts_with("info."));
-        let core = names.iter().find(|p| {
-            let n = p.file_name().unwrap().to_string_lossy();
-            n.starts_with("vmcore_encrypted.") && !n.ends_with(".last")
-        });
-        if let (true, Some(core)) = (info, core) {
-            std::thread::sleep(Duration::from_millis(100));
-            return core.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no vmcore_encrypted.* and info.* in {}: {names:?}",
-            dir.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -241,7 +144,9 @@ fn dumpon_k_dump_through_the_receiver_decrypts_byte_exact() {
             "client: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let stored = stored_core(&dumps);
+        let info = rx.wait_for_dumps(1, Duration::from_secs(20));
+        let stored = core_for_info(&info[0]);
+        assert!(stored.exists(), "{}", stored.display());
         drop(rx);
 
         // The key blob is found beside the stored core; the output goes elsewhere.
