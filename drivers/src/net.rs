@@ -254,30 +254,41 @@ impl core::fmt::Display for DumpError {
     }
 }
 
-/// Sends `data` as one dump through `client` over `stack`/`device`, polling until the receiver acknowledges
-/// the end (`Event::Done`) or the client gives up. `now_micros` is a monotonic clock; `on_event` sees every
-/// client event (progress reports, for a console). `kdh` is passed to [`Client::finish`]. `data` is also the
-/// client's dump source: a retransmission of a chunk it no longer buffers reads it again from `data` (a
-/// panicking kernel's memory does not change during the dump; if it did, the dump fails rather than send it).
-///
-/// The loop: ingress (acks to the client), timers, feed `data` with back-pressure, then move every datagram
-/// the client wants to send into the socket while it has room, and egress. It never blocks and never
-/// allocates; its only memory is two stack buffers of [`MAX_DATAGRAM`] bytes.
-pub fn run_dump<D: Device + ?Sized>(
-    stack: &mut UdpStack<'_>,
-    device: &mut D,
-    client: &mut Client<'_>,
-    data: &[u8],
-    kdh: Option<&[u8; 512]>,
-    now_micros: &mut dyn FnMut() -> u64,
-    on_event: &mut dyn FnMut(&Event),
-) -> Result<Stats, DumpError> {
-    let mut datagram = [0u8; MAX_DATAGRAM];
-    let mut ack = [0u8; 64];
-    let mut written = 0usize;
-    let mut finished = false;
-    loop {
-        let now = now_micros();
+/// The state of one dump pumped through a [`UdpStack`]: how much of the dump the client has taken, and whether
+/// it was told to finish. [`DumpPump::pass`] is one turn of [`run_dump`]'s loop, for callers that run their own
+/// clock between turns (a simulation steps its receiver and advances virtual time there).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DumpPump {
+    written: usize,
+    finished: bool,
+}
+
+impl DumpPump {
+    /// A dump not started yet.
+    pub const fn new() -> Self {
+        Self {
+            written: 0,
+            finished: false,
+        }
+    }
+
+    /// One turn at `now` (microseconds): ingress (acks to the client), timers, feed `data` with back-pressure,
+    /// move every datagram the client wants to send into the socket while it has room, egress, then the client's
+    /// events (each shown to `on_event`). `Some` once the dump ended, `None` while it goes on. `data` is also the
+    /// client's dump source for retransmissions; `kdh` is passed to [`Client::finish`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn pass<D: Device + ?Sized>(
+        &mut self,
+        stack: &mut UdpStack<'_>,
+        device: &mut D,
+        client: &mut Client<'_>,
+        data: &[u8],
+        kdh: Option<&[u8; 512]>,
+        now: u64,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Option<Result<Stats, DumpError>> {
+        let mut datagram = [0u8; MAX_DATAGRAM];
+        let mut ack = [0u8; 64];
         let instant = Instant::from_micros(now);
         stack.poll(device, now);
         while let Some((len, from)) = stack.recv_from(&mut ack) {
@@ -286,23 +297,23 @@ pub fn run_dump<D: Device + ?Sized>(
         if client.poll_timeout().is_some_and(|deadline| deadline <= instant) {
             client.handle_timeout(instant);
         }
-        while written < data.len() {
-            let taken = client.write(&data[written..]);
+        while self.written < data.len() {
+            let taken = client.write(&data[self.written..]);
             if taken == 0 {
                 break;
             }
-            written += taken;
+            self.written += taken;
         }
-        if written == data.len() && !finished {
+        if self.written == data.len() && !self.finished {
             client.finish(kdh);
-            finished = true;
+            self.finished = true;
         }
         while stack.can_send(MAX_DATAGRAM) {
             let Some(transmit) = client.poll_transmit(instant, &mut datagram, data) else {
                 break;
             };
             let Some(payload) = datagram.get(..transmit.len) else {
-                return Err(DumpError::Oversized);
+                return Some(Err(DumpError::Oversized));
             };
             if stack.send_to(payload, transmit.destination).is_err() {
                 // Lost locally; client-core's retransmission covers it like a loss on the wire.
@@ -313,10 +324,37 @@ pub fn run_dump<D: Device + ?Sized>(
         while let Some(event) = client.poll_event() {
             on_event(&event);
             match event {
-                Event::Done(stats) => return Ok(stats),
-                Event::Failed(reason) => return Err(DumpError::Client(reason)),
+                Event::Done(stats) => return Some(Ok(stats)),
+                Event::Failed(reason) => return Some(Err(DumpError::Client(reason))),
                 Event::Connected { .. } | Event::Progress(_) => {}
             }
+        }
+        None
+    }
+}
+
+/// Sends `data` as one dump through `client` over `stack`/`device`, polling until the receiver acknowledges
+/// the end (`Event::Done`) or the client gives up. `now_micros` is a monotonic clock; `on_event` sees every
+/// client event (progress reports, for a console). `kdh` is passed to [`Client::finish`]. `data` is also the
+/// client's dump source: a retransmission of a chunk it no longer buffers reads it again from `data` (a
+/// panicking kernel's memory does not change during the dump; if it did, the dump fails rather than send it).
+///
+/// Each turn is a [`DumpPump::pass`]. It never blocks and never allocates; its only memory is two stack
+/// buffers of [`MAX_DATAGRAM`] bytes.
+pub fn run_dump<D: Device + ?Sized>(
+    stack: &mut UdpStack<'_>,
+    device: &mut D,
+    client: &mut Client<'_>,
+    data: &[u8],
+    kdh: Option<&[u8; 512]>,
+    now_micros: &mut dyn FnMut() -> u64,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<Stats, DumpError> {
+    let mut pump = DumpPump::new();
+    loop {
+        let now = now_micros();
+        if let Some(outcome) = pump.pass(stack, device, client, data, kdh, now, on_event) {
+            return outcome;
         }
     }
 }

@@ -18,7 +18,7 @@ use sealdump_client_core::{
 };
 use sealdump_crypto::X25519Secret;
 use sealdump_crypto::seal::TrailerStatus;
-use sealdump_drivers::net::{MAX_DATAGRAM, NetConfig, UdpStack, UdpStorage};
+use sealdump_drivers::net::{DumpPump, NetConfig, UdpStack, UdpStorage};
 use sealdump_drivers::phy::{
     Delay, FaultConfig, FaultInjector, FaultStats, Faults, PcapMode, PcapStats, PcapTap,
 };
@@ -386,51 +386,27 @@ fn run(sc: Scenario) -> Outcome {
     let kdh = kdh(sc.len);
 
     // The client half is run_dump's loop, one pass per virtual instant, with the receiver stepped in between.
-    let mut datagram = [0u8; MAX_DATAGRAM];
-    let mut ack = [0u8; 64];
-    let mut written = 0;
-    let mut finished = false;
+    let mut pump = DumpPump::new();
     let mut now = 0u64;
-    let stats = 'dump: loop {
-        let t = Instant::from_micros(now);
-        stack.poll(&mut device, now);
-        while let Some((len, from)) = stack.recv_from(&mut ack) {
-            client.handle_datagram(t, from, &ack[..len.min(ack.len())]);
-        }
-        if client.poll_timeout().is_some_and(|deadline| deadline <= t) {
-            client.handle_timeout(t);
-        }
-        while written < data.len() {
-            let taken = client.write(&data[written..]);
-            if taken == 0 {
-                break;
-            }
-            written += taken;
-        }
-        if written == data.len() && !finished {
-            client.finish(Some(&kdh));
-            finished = true;
-        }
-        while stack.can_send(MAX_DATAGRAM) {
-            let Some(transmit) = client.poll_transmit(t, &mut datagram, &data[..]) else {
-                break;
-            };
-            assert_eq!(transmit.destination.ip(), server_ip);
-            stack
-                .send_to(&datagram[..transmit.len], transmit.destination)
-                .unwrap();
-        }
-        stack.poll(&mut device, now);
-        server.step(now);
-        while let Some(event) = client.poll_event() {
-            match event {
-                Event::Connected { server } => {
-                    assert_eq!(server, SocketAddr::new(server_ip, SESSION_PORT));
+    let stats = loop {
+        let outcome = pump.pass(
+            &mut stack,
+            &mut device,
+            &mut client,
+            &data[..],
+            Some(&kdh),
+            now,
+            &mut |event| {
+                if let Event::Connected { server } = event {
+                    assert_eq!(*server, SocketAddr::new(server_ip, SESSION_PORT));
                 }
-                Event::Done(stats) => break 'dump stats,
-                Event::Failed(reason) => panic!("seed {}: dump failed: {reason:?}", sc.seed),
-                Event::Progress(_) => {}
-            }
+            },
+        );
+        server.step(now);
+        match outcome {
+            Some(Ok(stats)) => break stats,
+            Some(Err(e)) => panic!("seed {}: dump failed: {e}", sc.seed),
+            None => {}
         }
 
         // Sleep until the next thing is due: a frame on the cable, a client or stack timer, or (while the
