@@ -562,6 +562,91 @@ fn sealed_dumps_cross_a_lossy_router_over_ipv4_and_ipv6() {
     eprintln!("whole test: {:.1} s", started.elapsed().as_secs_f64());
 }
 
+/// A path whose MTU (1280, as on many tunnels) is below sealdump-send's 1472-byte datagrams: Linux refuses a
+/// UDP GSO batch whose segments would need fragmenting (EMSGSIZE), and sealdump-send must then send one datagram
+/// per call, which the kernel fragments, instead of failing the dump. Two namespaces joined by one veth.
+#[test]
+fn sealdump_send_crosses_a_path_whose_mtu_is_below_its_datagrams() {
+    if !is_root() || !have_program("ip") {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let ns = Namespaces {
+        client: format!("sdmtu-c{id}"),
+        router: format!("sdmtu-r{id}"),
+        server: format!("sdmtu-s{id}"),
+    };
+    if !capable("", &["ip", "netns", "add", &ns.client], "a network namespace") {
+        return;
+    }
+    run("", &["ip", "netns", "add", &ns.server]);
+    let (client_veth, server_veth) = (format!("mc{id}"), format!("ms{id}"));
+    run(
+        "",
+        &[
+            "ip",
+            "link",
+            "add",
+            &client_veth,
+            "netns",
+            &ns.client,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &server_veth,
+            "netns",
+            &ns.server,
+        ],
+    );
+    for (n, dev, addr) in [
+        (&ns.client, &client_veth, "10.78.0.1/24"),
+        (&ns.server, &server_veth, "10.78.0.2/24"),
+    ] {
+        run(n, &["ip", "link", "set", "lo", "up"]);
+        run(n, &["ip", "addr", "add", addr, "dev", dev]);
+        run(n, &["ip", "link", "set", dev, "mtu", "1280", "up"]);
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let key = PrivateKey::generate_x25519();
+    let (_private, public) = write_key_pair(tmp.path(), "analyst", &key);
+    let data = pattern(4 << 20, 77);
+    let dump = tmp.path().join("vmcore");
+    std::fs::write(&dump, &data).unwrap();
+    let rx = Receiver::start(
+        &ns.server,
+        "10.78.0.2",
+        &tmp.path().join("dumps"),
+        &tmp.path().join("receiver.log"),
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.client])
+        .arg(bin("sealdump-send"))
+        .args(["--to", &rx.addr.to_string(), "--recipient"])
+        .arg(&public)
+        .args(["--client-port", "0", "--payload-size", "1448", "--quiet"])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sealdump-send over an MTU 1280 path: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = rx.wait_for_dump(Duration::from_secs(60));
+    assert!(
+        std::fs::read_to_string(&info).unwrap().contains("Dump complete"),
+        "{}",
+        info.display()
+    );
+    assert!(
+        decrypt_with_library(&key, &core_for_info(&info)) == data,
+        "the dump decrypts to what was sent"
+    );
+}
+
 #[test]
 fn usage_errors_exit_2_with_one_line() {
     let tmp = tempfile::tempdir().unwrap();

@@ -398,8 +398,14 @@ impl TxBatch {
     }
 }
 
-/// Sends `batch` in one system call. `Ok(false)`: the socket buffer is full, try again when writable.
-fn send_batch(udp: &UdpSocketState, socket: &UdpSocket, batch: &TxBatch) -> Result<bool, SendError> {
+/// Sends `batch` in one system call. `Ok(false)`: the socket buffer is full, try again when writable. Sets
+/// `gso_refused` when the path refuses segmentation offload, after sending the batch one datagram per call.
+fn send_batch(
+    udp: &UdpSocketState,
+    socket: &UdpSocket,
+    batch: &TxBatch,
+    gso_refused: &mut bool,
+) -> Result<bool, SendError> {
     let Some(transmit) = batch.transmit() else {
         return Ok(true);
     };
@@ -408,11 +414,16 @@ fn send_batch(udp: &UdpSocketState, socket: &UdpSocket, batch: &TxBatch) -> Resu
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
         // Lost like any datagram; retransmission recovers it.
         Err(e) if transient(&e) => Ok(true),
-        // The path refused segmentation offload (a segment larger than the path MTU, which plain sends fragment;
-        // an IPsec route; no checksum offload). quinn-udp has turned it off for later sends; this batch goes out
-        // now one datagram per call, so nothing waits for a retransmission timeout.
-        Err(e) if batch.count > 1 && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL)) => {
+        // The path refused segmentation offload: a segment larger than the path MTU (EMSGSIZE, or EINVAL on
+        // older kernels), which plain sends fragment; an IPsec route or no checksum offload (EIO, EINVAL). This
+        // batch goes out now one datagram per call, so nothing waits for a retransmission timeout, and so do the
+        // later ones.
+        Err(e)
+            if batch.count > 1
+                && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL | libc::EMSGSIZE)) =>
+        {
             tracing::debug!(error = %e, "UDP segmentation offload refused; sending one datagram per call");
+            *gso_refused = true;
             send_one_by_one(socket, transmit.contents, batch.segment, transmit.destination)?;
             Ok(true)
         }
@@ -689,6 +700,8 @@ fn send_on(
     keep_default_pmtu_discovery(socket, config.bind.is_ipv6());
     let mut batch = TxBatch::new(core::datagram_len(config.payload_size));
     let mut rx: Vec<Vec<u8>> = (0..RX_BUFFERS).map(|_| vec![0u8; RX_BUFFER]).collect();
+    // The path refused a GSO batch: one datagram per call from then on.
+    let mut gso_refused = false;
     // Bytes of the newest input block (the last one `source` keeps) already written to the client; `None` when
     // it is all written and the next block is due.
     let mut pending: Option<usize> = None;
@@ -744,7 +757,7 @@ fn send_on(
         // Whether the socket would not take the last batch (then wait until it is writable).
         let mut stalled = false;
         loop {
-            let max_segments = batch.max_segments(udp.max_gso_segments());
+            let max_segments = batch.max_segments(if gso_refused { 1 } else { udp.max_gso_segments() });
             let mut full = batch.full(max_segments);
             while !full {
                 let Some(transmit) = client.poll_transmit(t, batch.room(), &source) else {
@@ -756,7 +769,7 @@ fn send_on(
             if batch.is_empty() {
                 break;
             }
-            if !send_batch(&udp, socket, &batch)? {
+            if !send_batch(&udp, socket, &batch, &mut gso_refused)? {
                 stalled = true;
                 break;
             }
@@ -917,7 +930,9 @@ mod tests {
             write(&mut batch, i, len);
             batch.commit(len, to, 44);
         }
-        assert!(send_batch(&udp, &socket, &batch).unwrap());
+        let mut gso_refused = false;
+        assert!(send_batch(&udp, &socket, &batch, &mut gso_refused).unwrap());
+        assert!(gso_refused);
         let mut buf = [0u8; 2048];
         for (i, len) in [(1u8, 1472), (2, 1472), (3, 700)] {
             let (n, _) = receiver.recv_from(&mut buf).unwrap();
