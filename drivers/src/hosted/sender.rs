@@ -476,7 +476,9 @@ fn receive_all(
     loop {
         let mut meta = [RecvMeta::default(); RX_BUFFERS];
         let received = {
-            let mut slices: Vec<IoSliceMut<'_>> = rx.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+            let mut buffers = rx.iter_mut();
+            let mut slices: [IoSliceMut<'_>; RX_BUFFERS] =
+                std::array::from_fn(|_| IoSliceMut::new(buffers.next().map_or(&mut [][..], |b| &mut b[..])));
             udp.recv(socket.into(), &mut slices, &mut meta)
         };
         match received {
