@@ -584,24 +584,43 @@ struct HeraldInfo {
     local_ip: Option<IpAddr>,
 }
 
+/// Reads what is queued on `sock` through quinn-udp (`recvmmsg`, GRO batches, destination addresses) without
+/// waiting: WouldBlock if nothing is. Every read of a socket with UDP_GRO must come here, since a plain `recv`
+/// would return a batch of datagrams glued together without their size. `try_io` keeps tokio's readiness right.
+fn try_recv_udp(
+    sock: &UdpSocket,
+    state: &UdpSocketState,
+    bufs: &mut [io::IoSliceMut<'_>],
+    meta: &mut [RecvMeta],
+) -> io::Result<usize> {
+    sock.try_io(Interest::READABLE, || state.recv(sock.into(), bufs, meta))
+}
+
+/// [`try_recv_udp`], waiting until something is queued.
+async fn recv_udp(
+    sock: &UdpSocket,
+    state: &UdpSocketState,
+    bufs: &mut [io::IoSliceMut<'_>],
+    meta: &mut [RecvMeta],
+) -> io::Result<usize> {
+    loop {
+        sock.readable().await?;
+        match try_recv_udp(sock, state, bufs, meta) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
+}
+
 /// Receives one herald-socket datagram (or one GRO batch) with its destination address.
 async fn recv_herald(
     sock: &UdpSocket,
     state: &UdpSocketState,
     buf: &mut [u8],
 ) -> io::Result<(usize, RecvMeta)> {
-    loop {
-        sock.readable().await?;
-        let mut meta = [RecvMeta::default()];
-        let mut bufs = [io::IoSliceMut::new(buf)];
-        match sock.try_io(Interest::READABLE, || {
-            state.recv(sock.into(), &mut bufs, &mut meta)
-        }) {
-            Ok(_) => return Ok((meta[0].len.min(buf.len()), meta[0])),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
+    let mut meta = [RecvMeta::default()];
+    recv_udp(sock, state, &mut [io::IoSliceMut::new(buf)], &mut meta).await?;
+    Ok((meta[0].len.min(buf.len()), meta[0]))
 }
 
 /// Work for the writer thread.
@@ -683,25 +702,18 @@ impl SessionRx {
 
     /// Waits for the socket and reads what is queued.
     async fn recv(&mut self, io: &SessionIo) -> io::Result<()> {
-        loop {
-            io.sock.readable().await?;
-            match self.try_recv(io) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return r,
-            }
-        }
+        self.filled = 0;
+        let mut slices = self.bufs.each_mut().map(|b| io::IoSliceMut::new(b));
+        let n = recv_udp(&io.sock, &io.state, &mut slices, &mut self.meta).await?;
+        self.filled = n.min(RECV_BUFS);
+        Ok(())
     }
 
-    /// Reads what is queued without waiting (WouldBlock if nothing is). Through quinn-udp only: on a socket with
-    /// UDP_GRO a plain `recv` would return a batch of datagrams glued together without their size.
+    /// Reads what is queued without waiting (WouldBlock if nothing is).
     fn try_recv(&mut self, io: &SessionIo) -> io::Result<()> {
         self.filled = 0;
         let mut slices = self.bufs.each_mut().map(|b| io::IoSliceMut::new(b));
-        let meta = &mut self.meta;
-        // try_io keeps tokio's readiness right: a WouldBlock clears it.
-        let n = io.sock.try_io(Interest::READABLE, || {
-            io.state.recv((&*io.sock).into(), &mut slices, meta)
-        })?;
+        let n = try_recv_udp(&io.sock, &io.state, &mut slices, &mut self.meta)?;
         self.filled = n.min(RECV_BUFS);
         Ok(())
     }
