@@ -688,30 +688,39 @@ fn a_dump_source_that_changed_ends_the_dump_before_reusing_a_nonce() {
     }
 }
 
+/// A 4 MB dump at window `window` over a clean link to a receiver that reads one datagram every 40 µs (~36 MB/s
+/// at 1448 bytes, slower than the client sends) through a socket buffer of `buffer` bytes. Returns the run and
+/// its first transmissions.
+fn run_to_a_slow_receiver(seed: u64, window: usize, buffer: usize) -> (RunResult, u64) {
+    let sc = Scenario {
+        len: 4_000_000,
+        window,
+        ..Scenario::new(seed, Link::CLEAN)
+    };
+    let mut rx = Receiver::new(addr(SESSION_PORT));
+    rx.buffer_limit = Some(buffer);
+    rx.service = Duration::from_micros(40);
+    let r = run(sc, rx);
+    check_delivered(&sc, &r);
+    let first = r.stats.packets_sent - r.stats.retransmits;
+    eprintln!(
+        "slow receiver, buffer {buffer}, window {window}: {first} packets, {} resent, {} buffer drops, {:.1} ms \
+         (ideal {:.1} ms)",
+        r.stats.retransmits,
+        r.receiver.buffer_drops,
+        r.end_time as f64 / 1000.0,
+        first as f64 * 0.040
+    );
+    (r, first)
+}
+
 #[test]
 fn stock_netdumpd_buffer_is_not_overrun_into_collapse() {
-    // netdumpd reads its per-session socket (128 KiB SO_RCVBUF) at its own pace; here 40 µs per datagram
-    // (~36 MB/s at 1448 bytes), slower than the client can send. A window of 1024 (1.5 MB) is far beyond that
-    // buffer: congestion control, not the window, must keep the losses small.
+    // netdumpd reads its per-session socket (128 KiB SO_RCVBUF) at its own pace, slower than the client can send.
+    // A window of 1024 (1.5 MB) is far beyond that buffer: congestion control, not the window, must keep the
+    // losses small.
     for window in [256, 1024] {
-        let sc = Scenario {
-            len: 4_000_000,
-            window,
-            ..Scenario::new(900, Link::CLEAN)
-        };
-        let mut rx = Receiver::new(addr(SESSION_PORT));
-        rx.buffer_limit = Some(128 * 1024);
-        rx.service = Duration::from_micros(40);
-        let r = run(sc, rx);
-        check_delivered(&sc, &r);
-        let first = r.stats.packets_sent - r.stats.retransmits;
-        eprintln!(
-            "netdumpd model, window {window}: {first} packets, {} resent, {} buffer drops, {:.1} ms (ideal {:.1} ms)",
-            r.stats.retransmits,
-            r.receiver.buffer_drops,
-            r.end_time as f64 / 1000.0,
-            first as f64 * 0.040
-        );
+        let (r, first) = run_to_a_slow_receiver(900, window, 128 * 1024);
         assert!(
             r.stats.retransmits <= first / 10,
             "window {window}: AIMD keeps overflow losses small: {} of {first}",
@@ -942,10 +951,10 @@ fn random_scenarios_from_many_seeds() {
 /// The loss response, free of CPU limits: on a 1 ms (each way) link with 1 % random loss in each direction, a
 /// window-1024 dump keeps at least half its lossless rate in virtual time
 /// (docs/performance.md measures the same on real sockets, where the CPUs of the proxy and both ends also count).
-#[test]
-fn one_percent_random_loss_keeps_half_the_lossless_rate() {
-    let mut rates = Vec::new();
-    for loss in [0.0, 0.01] {
+/// Rates in MB/s of virtual time of an 8 MiB dump over a 1 ms (each way) link, lossless and then with `loss` in
+/// each direction, at window `window`.
+fn lossless_and_lossy_rates(seed: u64, window: usize, loss: f64) -> [f64; 2] {
+    [0.0, loss].map(|loss| {
         let link = Link {
             delay: Duration::from_millis(1),
             jitter: Duration::ZERO,
@@ -954,19 +963,25 @@ fn one_percent_random_loss_keeps_half_the_lossless_rate() {
         };
         let sc = Scenario {
             len: 8 << 20,
-            window: 1024,
+            window,
             give_up_after: Duration::from_secs(60),
-            ..Scenario::new(7, link)
+            ..Scenario::new(seed, link)
         };
         let r = run(sc, Receiver::new(addr(SESSION_PORT)));
         check_delivered(&sc, &r);
         let rate = sc.len as f64 / r.end_time as f64;
         eprintln!(
-            "loss {loss}: {rate:.1} MB/s in virtual time, {} resent, {} chunks read again",
-            r.stats.retransmits, r.stats.chunks_reread
+            "window {window}, loss {loss} each way: {rate:.1} MB/s in virtual time, {} resent, {} chunks read \
+             again, cwnd {}",
+            r.stats.retransmits, r.stats.chunks_reread, r.stats.cwnd
         );
-        rates.push(rate);
-    }
+        rate
+    })
+}
+
+#[test]
+fn one_percent_random_loss_keeps_half_the_lossless_rate() {
+    let rates = lossless_and_lossy_rates(7, 1024, 0.01);
     assert!(
         rates[1] >= 0.5 * rates[0],
         "1 % loss: {:.1} MB/s against {:.1} lossless",
@@ -981,24 +996,7 @@ fn one_percent_random_loss_keeps_half_the_lossless_rate() {
 /// resends went from about 9 % of the packets to 22 %, each one a chunk sealed again).
 #[test]
 fn a_shallow_buffer_bottleneck_is_not_flooded() {
-    let sc = Scenario {
-        len: 4_000_000,
-        window: 4096,
-        ..Scenario::new(902, Link::CLEAN)
-    };
-    let mut rx = Receiver::new(addr(SESSION_PORT));
-    rx.buffer_limit = Some(16 * 1024);
-    rx.service = Duration::from_micros(40);
-    let r = run(sc, rx);
-    check_delivered(&sc, &r);
-    let first = r.stats.packets_sent - r.stats.retransmits;
-    eprintln!(
-        "shallow buffer: {first} packets, {} resent, {} buffer drops, {:.1} ms (ideal {:.1} ms)",
-        r.stats.retransmits,
-        r.receiver.buffer_drops,
-        r.end_time as f64 / 1000.0,
-        first as f64 * 0.040
-    );
+    let (r, first) = run_to_a_slow_receiver(902, 4096, 16 * 1024);
     assert!(
         r.stats.retransmits <= first * 15 / 100,
         "{} resends for {first} packets",
@@ -1015,29 +1013,7 @@ fn a_shallow_buffer_bottleneck_is_not_flooded() {
 /// as it did before random-loss cuts stopped at the delivered rate.
 #[test]
 fn five_percent_random_loss_each_way_keeps_a_useful_rate() {
-    let mut rates = Vec::new();
-    for loss in [0.0, 0.05] {
-        let link = Link {
-            delay: Duration::from_millis(1),
-            jitter: Duration::ZERO,
-            loss,
-            duplicate: 0.0,
-        };
-        let sc = Scenario {
-            len: 8 << 20,
-            window: 4096,
-            give_up_after: Duration::from_secs(60),
-            ..Scenario::new(8, link)
-        };
-        let r = run(sc, Receiver::new(addr(SESSION_PORT)));
-        check_delivered(&sc, &r);
-        let rate = sc.len as f64 / r.end_time as f64;
-        eprintln!(
-            "loss {loss} each way: {rate:.1} MB/s in virtual time, {} resent, cwnd {}",
-            r.stats.retransmits, r.stats.cwnd
-        );
-        rates.push(rate);
-    }
+    let rates = lossless_and_lossy_rates(8, 4096, 0.05);
     assert!(
         rates[1] >= 0.05 * rates[0],
         "5 % loss: {:.1} MB/s against {:.1} lossless",
