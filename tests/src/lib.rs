@@ -1,13 +1,14 @@
 //! Shared helpers of the system tests in `tests/tests/`: locating (and building) the workspace binaries, a
 //! receiver process with captured logs, synthetic dumps, key files, library decryption of a stored sealed dump,
 //! a seeded user-space UDP impairment proxy (loss, duplication, reordering, corruption), and the pieces of the
-//! virtual-time tests (`sim`).
+//! virtual-time tests (`sim`), and two network namespaces joined by a veth pair (`veth`, root only).
 //!
-//! Everything talks to loopback only.
+//! Everything talks to loopback, or to namespaces the test made itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod proxy;
 pub mod sim;
+pub mod veth;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -13,11 +13,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sealdump_crypto::keys::PrivateKey;
 use sealdump_tests::proxy::{Impairment, Proxy};
+use sealdump_tests::veth::{VethPair, ns_run};
 use sealdump_tests::*;
 
 fn seed() -> u64 {
@@ -168,84 +168,18 @@ fn payload_bit_flips_are_detected_by_decryption() {
     );
 }
 
-/// Runs `ip netns exec NS ARGS…` (or a plain command when `ns` is empty) and panics on failure.
-fn run(ns: &str, args: &[&str]) {
-    let mut cmd = if ns.is_empty() {
-        Command::new(args[0])
-    } else {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns]).arg(args[0]);
-        c
-    };
-    let out = cmd.args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{ns} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Two namespaces joined by a veth pair; deleted on drop.
-struct Namespaces {
-    client: String,
-    receiver: String,
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in [&self.client, &self.receiver] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
 #[test]
 fn nftables_loss_between_namespaces() {
     if !is_root() || !have_program("ip") || !have_program("nft") {
         eprintln!("skipped: needs root, iproute2 and nftables (apt-get install nftables) for namespaces");
         return;
     }
-    let id = std::process::id() % 10_000;
-    let ns = Namespaces {
-        client: format!("sdc{id}"),
-        receiver: format!("sdr{id}"),
-    };
     // 10.213.0.0/30 lives only inside these two namespaces.
-    run("", &["ip", "netns", "add", &ns.client]);
-    run("", &["ip", "netns", "add", &ns.receiver]);
-    let (veth_c, veth_r) = (format!("vc{id}"), format!("vr{id}"));
-    run(
-        "",
-        &[
-            "ip",
-            "link",
-            "add",
-            &veth_c,
-            "netns",
-            &ns.client,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &veth_r,
-            "netns",
-            &ns.receiver,
-        ],
-    );
-    run(
-        &ns.client,
-        &["ip", "addr", "add", "10.213.0.1/30", "dev", &veth_c],
-    );
-    run(
-        &ns.receiver,
-        &["ip", "addr", "add", "10.213.0.2/30", "dev", &veth_r],
-    );
-    for (n, dev) in [(&ns.client, &veth_c), (&ns.receiver, &veth_r)] {
-        run(n, &["ip", "link", "set", dev, "up"]);
-        run(n, &["ip", "link", "set", "lo", "up"]);
+    let ns = VethPair::create("sd", "10.213.0", None).expect("network namespaces as root");
+    for (n, dev) in [(&ns.client, &ns.client_dev), (&ns.receiver, &ns.receiver_dev)] {
         // 10 % random loss of every UDP datagram arriving in this namespace (data one way, acks the other).
-        run(n, &["nft", "add", "table", "inet", "chaos"]);
-        run(
+        ns_run(n, &["nft", "add", "table", "inet", "chaos"]);
+        ns_run(
             n,
             &[
                 "nft",
@@ -257,7 +191,7 @@ fn nftables_loss_between_namespaces() {
                 "{ type filter hook input priority 0 ; }",
             ],
         );
-        run(
+        ns_run(
             n,
             &[
                 "nft", "add", "rule", "inet", "chaos", "input", "iifname", dev, "meta", "l4proto", "udp",
@@ -267,20 +201,19 @@ fn nftables_loss_between_namespaces() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let prefix = ["ip", "netns", "exec", ns.receiver.as_str()];
-    let rx = Receiver::spawn(&prefix, "10.213.0.2", 0, &tmp.path().join("dumps"), &[], &[]);
+    let rx = Receiver::spawn(&prefix, &ns.receiver_ip(), 0, &tmp.path().join("dumps"), &[], &[]);
     let key = PrivateKey::generate_x25519();
     let (_private, public) = write_key_pair(tmp.path(), "analyst", &key);
     let mut sources = Vec::new();
     for i in 0..3u64 {
         let (dump, data) = synthetic(tmp.path(), 2, 500 + i);
-        let out = Command::new("ip")
-            .args(["netns", "exec", &ns.client])
-            .arg(bin("sealdump-send"))
-            .args(["--client-port", "0", "-q", "--to", &rx.addr, "--recipient"])
-            .arg(&public)
-            .arg(&dump)
-            .output()
-            .unwrap();
+        let out = ns.send(&[
+            os("--to"),
+            os(&rx.addr),
+            os("--recipient"),
+            os(&public),
+            os(&dump),
+        ]);
         assert_ok(&out);
         sources.push(sha256(&data));
     }
@@ -294,18 +227,8 @@ fn nftables_loss_between_namespaces() {
         );
     }
     // The rule really dropped datagrams.
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.receiver,
-            "nft",
-            "list",
-            "table",
-            "inet",
-            "chaos",
-        ])
-        .output()
-        .unwrap();
-    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!(
+        "{}",
+        ns_run(&ns.receiver, &["nft", "list", "table", "inet", "chaos"])
+    );
 }

@@ -22,8 +22,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use sealdump_crypto::keys::PrivateKey;
+use sealdump_tests::veth::VethPair;
 use sealdump_tests::{
-    bin, core_for_info, decrypt_with_library, have_program, info_files, is_root, run_decryptor, sha256,
+    bin, core_for_info, decrypt_with_library, have_program, info_files, is_root, os, run_decryptor, sha256,
     write_key_pair,
 };
 
@@ -571,71 +572,39 @@ fn sealdump_send_crosses_a_path_whose_mtu_is_below_its_datagrams() {
         eprintln!("skipped: needs root and iproute2");
         return;
     }
-    let id = std::process::id() % 100_000;
-    let ns = Namespaces {
-        client: format!("sdmtu-c{id}"),
-        router: format!("sdmtu-r{id}"),
-        server: format!("sdmtu-s{id}"),
-    };
-    if !capable("", &["ip", "netns", "add", &ns.client], "a network namespace") {
+    let Some(pair) = VethPair::create("sdm", "10.78.0", Some(1280)) else {
         return;
-    }
-    run("", &["ip", "netns", "add", &ns.server]);
-    let (client_veth, server_veth) = (format!("mc{id}"), format!("ms{id}"));
-    run(
-        "",
-        &[
-            "ip",
-            "link",
-            "add",
-            &client_veth,
-            "netns",
-            &ns.client,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &server_veth,
-            "netns",
-            &ns.server,
-        ],
-    );
-    for (n, dev, addr) in [
-        (&ns.client, &client_veth, "10.78.0.1/24"),
-        (&ns.server, &server_veth, "10.78.0.2/24"),
-    ] {
-        run(n, &["ip", "link", "set", "lo", "up"]);
-        run(n, &["ip", "addr", "add", addr, "dev", dev]);
-        run(n, &["ip", "link", "set", dev, "mtu", "1280", "up"]);
-    }
-
+    };
     let tmp = tempfile::tempdir().unwrap();
     let key = PrivateKey::generate_x25519();
     let (_private, public) = write_key_pair(tmp.path(), "analyst", &key);
     let data = pattern(4 << 20, 77);
     let dump = tmp.path().join("vmcore");
     std::fs::write(&dump, &data).unwrap();
-    let rx = Receiver::start(
-        &ns.server,
-        "10.78.0.2",
+    let prefix = ["ip", "netns", "exec", pair.receiver.as_str()];
+    let rx = sealdump_tests::Receiver::spawn(
+        &prefix,
+        &pair.receiver_ip(),
+        0,
         &tmp.path().join("dumps"),
-        &tmp.path().join("receiver.log"),
+        &[],
+        &[],
     );
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.client])
-        .arg(bin("sealdump-send"))
-        .args(["--to", &rx.addr.to_string(), "--recipient"])
-        .arg(&public)
-        .args(["--client-port", "0", "--payload-size", "1448", "--quiet"])
-        .arg(&dump)
-        .output()
-        .unwrap();
+    let out = pair.send(&[
+        os("--to"),
+        os(&rx.addr),
+        os("--recipient"),
+        os(&public),
+        os("--payload-size"),
+        os("1448"),
+        os(&dump),
+    ]);
     assert!(
         out.status.success(),
         "sealdump-send over an MTU 1280 path: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let info = rx.wait_for_dump(Duration::from_secs(60));
+    let info = rx.wait_for_dumps(1, Duration::from_secs(60)).remove(0);
     assert!(
         std::fs::read_to_string(&info).unwrap().contains("Dump complete"),
         "{}",
