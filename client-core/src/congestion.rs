@@ -350,19 +350,30 @@ mod tests {
         assert_eq!(small.window(), MIN_CWND, "the floor holds");
     }
 
-    #[test]
-    fn after_a_random_loss_reduction_the_window_grows_back_scalably() {
+    /// A controller (window limit 4096) acked in slow start up to `window`, and the next transmission number.
+    fn grown_to(window: u32) -> (Aimd, u64) {
         let mut cc = Aimd::new(4096);
         let mut tx = 0;
-        while cc.window() < 800 {
+        while cc.window() < window {
             cc.on_ack(tx);
             tx += 1;
         }
-        // Losses without queueing until the recent rate passes 5 %: one gentle cut.
+        (cc, tx)
+    }
+
+    /// Losses without queueing from transmission `tx` on until the recent rate passes 5 % and the window is cut
+    /// once; returns the next transmission number.
+    fn lose_until_cut(cc: &mut Aimd, mut tx: u64) -> u64 {
         while !cc.on_loss(tx, tx + 1, PathDelay::Clear) {
             tx += 1;
         }
-        tx += 1;
+        tx + 1
+    }
+
+    #[test]
+    fn after_a_random_loss_reduction_the_window_grows_back_scalably() {
+        let (mut cc, tx) = grown_to(800);
+        let mut tx = lose_until_cut(&mut cc, tx);
         let cut = cc.window();
         assert_eq!(cut, 800 * 7 / 8);
         // One round trip of acks (a window's worth) regains about 2 %, not one packet.
@@ -408,12 +419,7 @@ mod tests {
 
     #[test]
     fn a_random_loss_cut_stops_at_what_the_path_delivers() {
-        let mut cc = Aimd::new(4096);
-        let mut tx = 0;
-        while cc.window() < 800 {
-            cc.on_ack(tx);
-            tx += 1;
-        }
+        let (mut cc, tx) = grown_to(800);
         // 2 ms path, 700 acks per round trip for a few round trips.
         let mut now = 0;
         for _ in 0..5 * 100 {
@@ -427,26 +433,18 @@ mod tests {
             "{}",
             cc.delivery_floor()
         );
-        while !cc.on_loss(tx, tx + 1, PathDelay::Clear) {
-            tx += 1;
-        }
+        lose_until_cut(&mut cc, tx);
         assert_eq!(
             cc.window(),
             cc.delivery_floor(),
             "7/8 of 800 is 700: the floor holds it"
         );
         // A path that delivers little does not hold the window up.
-        let mut slow = Aimd::new(4096);
-        for t in 0..800 {
-            slow.on_ack(t);
-        }
+        let (mut slow, t) = grown_to(810);
         for i in 0..100 {
             slow.on_delivery(i * 200, 2_000);
         }
-        let mut t = 800;
-        while !slow.on_loss(t, t + 1, PathDelay::Clear) {
-            t += 1;
-        }
+        lose_until_cut(&mut slow, t);
         assert_eq!(slow.window(), 810 * 7 / 8);
     }
 
