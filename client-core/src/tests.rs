@@ -390,15 +390,7 @@ fn rejects_bad_configs() {
         "plain chunks are 64 KiB"
     );
     let sealed = |buffers| {
-        let mode = Mode::Sealed {
-            params: seal::Params {
-                chunk_shift: 12,
-                ..seal::Params::default()
-            },
-            recipients: x25519_recipients(),
-            dump_key: None,
-            metadata: seal::Metadata::default(),
-        };
+        let mode = sealed_4k_chunks();
         Client::new(
             Config::new(addr(SERVER), mode),
             buffers,
@@ -409,15 +401,7 @@ fn rejects_bad_configs() {
     };
     assert_eq!(sealed(buffers(256, 4095, 8)), Err(Error::ChunkBuffer));
     let long_messages = |tags| {
-        let mode = Mode::Sealed {
-            params: seal::Params {
-                chunk_shift: 12,
-                ..seal::Params::default()
-            },
-            recipients: x25519_recipients(),
-            dump_key: None,
-            metadata: seal::Metadata::default(),
-        };
+        let mode = sealed_4k_chunks();
         let config = Config {
             payload_size: 8192,
             ..Config::new(addr(SERVER), mode)
@@ -488,6 +472,19 @@ fn sealed_client(
         Instant::from_millis(0),
     )
     .unwrap()
+}
+
+/// Sealed mode for [`x25519_recipients`], 4 KiB chunks, no metadata.
+fn sealed_4k_chunks() -> Mode<'static> {
+    Mode::Sealed {
+        params: seal::Params {
+            chunk_shift: 12,
+            ..seal::Params::default()
+        },
+        recipients: x25519_recipients(),
+        dump_key: None,
+        metadata: seal::Metadata::default(),
+    }
 }
 
 fn x25519_recipients() -> &'static [seal::Recipient<'static>] {
@@ -1005,15 +1002,7 @@ fn messages_longer_than_a_record_and_the_fewest_tag_slots_still_finish() {
     // 8 KiB messages over 4 KiB chunks: the short rest waiting for more data spans both buffers, one of which
     // must be given up (and its chunk read again for the first transmission). The fewest tag slots (3 here)
     // throttle writing to the acked chunks. Every message is acked at once.
-    let mode = Mode::Sealed {
-        params: seal::Params {
-            chunk_shift: 12,
-            ..seal::Params::default()
-        },
-        recipients: x25519_recipients(),
-        dump_key: None,
-        metadata: seal::Metadata::default(),
-    };
+    let mode = sealed_4k_chunks();
     let config = Config {
         payload_size: 8192,
         window: 16,
