@@ -483,10 +483,12 @@ fn receive_all(
         };
         match received {
             Ok(n) => {
+                // One read's datagrams arrived together: one clock reading serves them all.
+                let t = now();
                 for (m, buf) in meta.iter().zip(rx.iter()).take(n) {
                     let data = &buf[..m.len.min(buf.len())];
                     for datagram in data.chunks(m.stride.max(1)) {
-                        client.handle_datagram(now(), m.addr, datagram);
+                        client.handle_datagram(t, m.addr, datagram);
                     }
                 }
                 any = true;
