@@ -1,7 +1,7 @@
 //! The client state machine: ring of per-packet state, transport (RTT, loss detection, AIMD) and the sealing
 //! pipeline in front of it.
 //!
-//! No packet bytes are kept. The record stream is produced chunk by chunk into two chunk buffers; a message is
+//! No packet bytes are kept. The record stream is produced chunk by chunk into the chunk buffers; a message is
 //! built straight into the caller's transmit buffer from them (VMCORE), from the seal header (EKCD_KEY), the
 //! trailer record, or from state (HERALD, KDH, FINISHED). A retransmission whose chunk is no longer buffered
 //! reads the chunk's plaintext again from the caller's [`DumpSource`] and seals it again: same key, same nonce
@@ -16,10 +16,11 @@ use sealdump_wire::netdump::{self, HEADER_LEN, MessageType};
 use crate::congestion::Aimd;
 use crate::rtt::RttEstimator;
 use crate::seal::{self, ChunkSealer, Trailer, TrailerStatus};
-use crate::slot::{SlotState, Status};
+use crate::slot::{ResendCause, SlotState, Status};
 use crate::{
-    Buffers, Config, DumpSource, Error, Event, FailReason, HEADER_BUFFER_LEN, Instant, MAX_HERALD_PATH,
-    MAX_PAYLOAD_SIZE, MIN_PAYLOAD_SIZE, Mode, PLAIN_CHUNK_SIZE, SocketAddr, Stats, TAG_LEN, Transmit,
+    Buffers, Config, DumpSource, Error, Event, FailReason, HEADER_BUFFER_LEN, Instant, MAX_CHUNK_BUFFERS,
+    MAX_HERALD_PATH, MAX_PAYLOAD_SIZE, MIN_PAYLOAD_SIZE, Mode, PLAIN_CHUNK_SIZE, SocketAddr, Stats, TAG_LEN,
+    Transmit,
 };
 
 /// A packet is lost once a packet sent this many transmissions after it has been acked (fast retransmit after
@@ -30,6 +31,8 @@ const PACKET_THRESHOLD: u64 = 3;
 const TRAILER_RECORD_LEN: usize = seal::TRAILER_PLAINTEXT_LEN + TAG_LEN;
 /// Seqno of the herald; the ring starts right after it.
 const HERALD_SEQ: u64 = 1;
+/// Floor of the tail-loss probe timeout: on loopback two round trips are a few scheduling delays.
+const MIN_PROBE_TIMEOUT_US: u64 = 1_000;
 
 /// Where the producer side is.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -104,7 +107,7 @@ impl Ring<'_> {
             status: Status::Queued,
             msg_type: msg_type as u8,
             retransmits: 0,
-            resent_after_timeout: false,
+            resent_by: ResendCause::LaterAcks,
             len: len as u32,
             offset,
             tx: 0,
@@ -137,7 +140,9 @@ pub struct Client<'a> {
     overhead: usize,
     /// Two buffers of `chunk_size + TAG_LEN` bytes.
     chunks: &'a mut [u8],
-    held: [Held; 2],
+    /// What each chunk buffer holds; only the first `buffer_count` are in use.
+    held: [Held; MAX_CHUNK_BUFFERS],
+    buffer_count: usize,
     /// Tag of chunk `i` at `tags[i % tags.len()]` while the chunk has unacked bytes (sealed mode).
     tags: &'a mut [[u8; TAG_LEN]],
     header: &'a mut [u8],
@@ -192,6 +197,15 @@ pub struct Client<'a> {
     rtt: RttEstimator,
     cc: Aimd,
     rto_deadline: Option<Instant>,
+    /// When the tail-loss probe fires (RACK-TLP, RFC 8985 §7): two round trips without an ack while packets are
+    /// in flight. A loss at the tail of what was sent has no later ack to reveal it, so without the probe it
+    /// waits for the retransmission timer, which also collapses the window.
+    probe_deadline: Option<Instant>,
+    /// The packet the fired probe sends again, at the next `poll_transmit`.
+    probe_seq: Option<u64>,
+    /// A retransmission timeout fired and no ack has come since: no probes then, the backed-off timer paces
+    /// the resends of a path that has gone quiet.
+    timed_out: bool,
     last_progress: Instant,
     herald_due: Instant,
     herald_sent_at: Instant,
@@ -215,7 +229,7 @@ impl core::fmt::Debug for Client<'_> {
             .field("base", &self.ring.base)
             .field("next_send", &self.ring.next_send)
             .field("next_alloc", &self.ring.next_alloc)
-            .field("held", &self.held)
+            .field("held", &&self.held[..self.buffer_count])
             .field("in_flight", &self.in_flight)
             .field("lost", &self.lost)
             .field("ssthresh", &self.cc.ssthresh())
@@ -295,6 +309,7 @@ impl<'a> Client<'a> {
             return Err(Error::ChunkBuffer);
         }
 
+        let buffer_count = (buffers.chunks.len() / (chunk_size + TAG_LEN)).min(MAX_CHUNK_BUFFERS);
         let window = config.window;
         let mut client = Client {
             server: config.server,
@@ -318,7 +333,8 @@ impl<'a> Client<'a> {
             sealer,
             chunk_size,
             chunks: buffers.chunks,
-            held: [Held::Empty; 2],
+            held: [Held::Empty; MAX_CHUNK_BUFFERS],
+            buffer_count,
             tags: buffers.tags,
             header: buffers.header,
             header_len,
@@ -350,6 +366,9 @@ impl<'a> Client<'a> {
             rtt: RttEstimator::new(),
             cc: Aimd::new(window as u32),
             rto_deadline: None,
+            probe_deadline: None,
+            probe_seq: None,
+            timed_out: false,
             last_progress: now,
             herald_due: now,
             herald_sent_at: now,
@@ -475,6 +494,7 @@ impl<'a> Client<'a> {
             self.outcome = Some(Event::Failed(reason));
             self.rto_deadline = None;
             self.loss_time = None;
+            self.probe_deadline = None;
         }
     }
 
@@ -509,7 +529,7 @@ impl<'a> Client<'a> {
     /// an older chunk still waits for its first transmission, no buffer is free of unsent bytes, or (sealed)
     /// the tag slot is still taken by a chunk with unacked bytes.
     fn filling_buffer(&mut self) -> Option<usize> {
-        if let Some(b) = self.held.iter().position(|h| *h == Held::Filling) {
+        if let Some(b) = self.buffer_holding(Held::Filling) {
             return Some(b);
         }
         let index = self.chunk_index;
@@ -526,16 +546,29 @@ impl<'a> Client<'a> {
                 return None;
             }
         }
-        let claimable = |h: Held, any_record: bool| match h {
-            Held::Empty => true,
-            Held::Filling => false,
-            Held::Record(i) => any_record || self.record_end(i) <= self.stream_sent,
-        };
-        let b = (0..2)
-            .find(|&b| claimable(self.held[b], false))
-            .or_else(|| (0..2).find(|&b| starved && claimable(self.held[b], true)))?;
+        let b = self.spare_buffer(starved)?;
         self.held[b] = Held::Filling;
         Some(b)
+    }
+
+    fn buffer_holding(&self, held: Held) -> Option<usize> {
+        self.held[..self.buffer_count].iter().position(|h| *h == held)
+    }
+
+    /// The buffer to reuse: a free one, else the one holding the oldest record that was sent whole (records are
+    /// kept only for retransmissions, and the newest are the likeliest to need one), else, if `unsent_too`,
+    /// the later of those whose first transmissions are still due. Never the chunk being written.
+    fn spare_buffer(&self, unsent_too: bool) -> Option<usize> {
+        let rank = |h: Held| match h {
+            Held::Empty => Some((0, 0)),
+            Held::Filling => None,
+            Held::Record(i) if self.record_end(i) <= self.stream_sent => Some((1, i)),
+            Held::Record(i) => unsent_too.then_some((2, u64::MAX - i)),
+        };
+        (0..self.buffer_count)
+            .filter_map(|b| rank(self.held[b]).map(|r| (r, b)))
+            .min()
+            .map(|(_, b)| b)
     }
 
     /// Seals (or, plain, freezes) the filling buffer `b` as chunk `chunk_index` and adds it to the record
@@ -624,7 +657,7 @@ impl<'a> Client<'a> {
                 }
                 Stage::SealLast => {
                     if self.chunk_fill > 0 {
-                        let Some(b) = self.held.iter().position(|h| *h == Held::Filling) else {
+                        let Some(b) = self.buffer_holding(Held::Filling) else {
                             return;
                         };
                         self.last_chunk = Some((self.chunk_index, self.chunk_fill));
@@ -775,28 +808,17 @@ impl<'a> Client<'a> {
     /// A re-sealed chunk whose tag differs from the first sealing means the source changed: those bytes would
     /// reuse the chunk's nonce for other plaintext, so they are never sent and the dump fails.
     fn load_chunk<S: DumpSource + ?Sized>(&mut self, index: u64, source: &S) -> Result<usize, FailReason> {
-        if let Some(b) = self.held.iter().position(|h| *h == Held::Record(index)) {
+        if let Some(b) = self.buffer_holding(Held::Record(index)) {
             return Ok(b);
         }
         if self.sealer.is_none()
             && index == self.chunk_index
-            && let Some(b) = self.held.iter().position(|h| *h == Held::Filling)
+            && let Some(b) = self.buffer_holding(Held::Filling)
         {
             return Ok(b);
         }
-        // Never the chunk being written. Rather a free buffer, then one only kept for retransmissions (the
-        // older), then one whose first transmissions are still due (the later).
-        let rank = |h: Held| match h {
-            Held::Empty => Some((0, 0)),
-            Held::Filling => None,
-            Held::Record(i) if self.record_end(i) <= self.stream_sent => Some((1, i)),
-            Held::Record(i) => Some((2, u64::MAX - i)),
-        };
-        let b = match (rank(self.held[0]), rank(self.held[1])) {
-            (Some(r0), Some(r1)) => usize::from(r1 < r0),
-            (Some(_), None) => 0,
-            (None, Some(_)) => 1,
-            (None, None) => return Err(FailReason::Source(crate::SourceError::Unavailable)),
+        let Some(b) = self.spare_buffer(true) else {
+            return Err(FailReason::Source(crate::SourceError::Unavailable));
         };
         self.held[b] = Held::Empty;
         let len = self.chunk_len(index);
@@ -900,7 +922,7 @@ impl<'a> Client<'a> {
                 // Acked sooner after a fast resend than any round trip allows: the ack is for the first copy,
                 // which the path delayed behind later packets.
                 if slot.retransmits > 0
-                    && !slot.resent_after_timeout
+                    && slot.resent_by == ResendCause::LaterAcks
                     && now.as_micros().saturating_sub(slot.sent_at_us) < self.rtt.min_rtt_us() / 2
                 {
                     self.on_spurious_loss(self.reorder_threshold.saturating_mul(2));
@@ -930,6 +952,10 @@ impl<'a> Client<'a> {
             self.rtt
                 .on_sample(now.as_micros(), now - Instant::from_micros(slot.sent_at_us));
             self.largest_acked_tx = Some(self.largest_acked_tx.map_or(slot.tx, |t| t.max(slot.tx)));
+        } else if slot.resent_by == ResendCause::Probe {
+            // The probe went out as the newest packet in flight, so whichever copy this ack is for, every packet
+            // still in flight was sent before it: loss detection may judge them against it.
+            self.largest_acked_tx = Some(self.largest_acked_tx.map_or(slot.tx, |t| t.max(slot.tx)));
         }
         self.cc.on_ack(slot.tx);
         self.cc.on_delivery(now.as_micros(), self.rtt.min_rtt_us());
@@ -952,10 +978,14 @@ impl<'a> Client<'a> {
         }
         // RFC 6298 §5.3: restart the timer when new data is acked.
         self.rto_deadline = (self.in_flight > 0).then(|| now + self.rtt.rto());
+        self.timed_out = false;
+        self.probe_deadline = (self.in_flight > 0).then(|| now + self.probe_timeout());
+        self.probe_seq = None;
         self.loss_check_due.get_or_insert(now);
         if Some(seq) == self.finished_seq {
             self.outcome = Some(Event::Done(self.stats()));
             self.rto_deadline = None;
+            self.probe_deadline = None;
             return;
         }
         self.pump();
@@ -1052,6 +1082,32 @@ impl<'a> Client<'a> {
         {
             self.on_rto(now);
         }
+        if let Some(deadline) = self.probe_deadline
+            && now >= deadline
+            && self.outcome.is_none()
+        {
+            self.on_probe_timeout();
+        }
+    }
+
+    /// Two round trips (at least [`MIN_PROBE_TIMEOUT_US`]) after the last ack or send; never later than the
+    /// retransmission timeout, which then comes first.
+    fn probe_timeout(&self) -> Duration {
+        let srtt = self.rtt.srtt_us();
+        if srtt == 0 {
+            return self.rtt.rto();
+        }
+        Duration::from_micros(srtt.saturating_mul(2).max(MIN_PROBE_TIMEOUT_US)).min(self.rtt.rto())
+    }
+
+    /// The probe timer fired: the newest packet in flight goes out again at the next `poll_transmit`, beyond
+    /// the window and without a window reduction. Its ack lets loss detection find the earlier losses.
+    fn on_probe_timeout(&mut self) {
+        self.probe_deadline = None;
+        let ring = &self.ring;
+        self.probe_seq = (ring.base..ring.next_send)
+            .filter(|&seq| ring.states[ring.index(seq)].status == Status::InFlight)
+            .max_by_key(|&seq| ring.states[ring.index(seq)].tx);
     }
 
     fn on_rto(&mut self, now: Instant) {
@@ -1075,6 +1131,10 @@ impl<'a> Client<'a> {
             }
         }
         if marked {
+            self.probe_seq = None;
+            self.probe_deadline = None;
+            self.timed_out = true;
+            self.stats.timeouts += 1;
             self.rexmit_credit = 0;
             self.cc.on_timeout(self.next_tx);
             self.rtt.backoff();
@@ -1107,10 +1167,10 @@ impl<'a> Client<'a> {
             return None;
         }
         let loss_check = self.loss_time.into_iter().chain(self.loss_check_due).min();
-        let mut next = match (self.rto_deadline, loss_check) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let mut next = [self.rto_deadline, loss_check, self.probe_deadline]
+            .into_iter()
+            .flatten()
+            .min();
         if self.session.is_none() {
             next = Some(next.map_or(self.herald_due, |t| t.min(self.herald_due)));
         }
@@ -1146,6 +1206,11 @@ impl<'a> Client<'a> {
         let Some(session) = self.session else {
             return self.transmit_herald(now, buf);
         };
+        if let Some(probe) = self.probe_seq.take()
+            && let Some(transmit) = self.transmit_probe(now, probe, session, buf, source)
+        {
+            return Some(transmit);
+        }
         let limit = (self.cc.window() as usize).min(self.window);
         let use_credit = self.in_flight >= limit;
         if use_credit && (self.rexmit_credit == 0 || self.lost == 0) {
@@ -1170,7 +1235,11 @@ impl<'a> Client<'a> {
         self.ring.states[index] = SlotState {
             status: Status::InFlight,
             retransmits: slot.retransmits.saturating_add(u8::from(slot.status.is_lost())),
-            resent_after_timeout: slot.status == Status::Expired,
+            resent_by: if slot.status == Status::Expired {
+                ResendCause::Timeout
+            } else {
+                ResendCause::LaterAcks
+            },
             tx: self.next_tx,
             sent_at_us: now.as_micros(),
             ..slot
@@ -1185,6 +1254,44 @@ impl<'a> Client<'a> {
         if self.rto_deadline.is_none() {
             self.rto_deadline = Some(now + self.rtt.rto());
         }
+        if !self.timed_out {
+            self.probe_deadline = Some(now + self.probe_timeout());
+        }
+        Some(Transmit {
+            destination: session,
+            len,
+        })
+    }
+
+    /// Sends packet `seq` again as a tail-loss probe if it is still in flight.
+    fn transmit_probe<S: DumpSource + ?Sized>(
+        &mut self,
+        now: Instant,
+        seq: u64,
+        session: SocketAddr,
+        buf: &mut [u8],
+        source: &S,
+    ) -> Option<Transmit> {
+        if seq < self.ring.base || seq >= self.ring.next_send {
+            return None;
+        }
+        let index = self.ring.index(seq);
+        let slot = self.ring.states[index];
+        if slot.status != Status::InFlight {
+            return None;
+        }
+        let len = self.build(seq, slot, buf, source)?;
+        self.ring.states[index] = SlotState {
+            retransmits: slot.retransmits.saturating_add(1),
+            resent_by: ResendCause::Probe,
+            tx: self.next_tx,
+            sent_at_us: now.as_micros(),
+            ..slot
+        };
+        self.next_tx += 1;
+        self.stats.packets_sent += 1;
+        self.stats.retransmits += 1;
+        self.stats.probes += 1;
         Some(Transmit {
             destination: session,
             len,
@@ -1274,7 +1381,14 @@ impl Client<'_> {
         assert!(ring.next_alloc - ring.base <= ring.size());
         assert!(self.stream_acked <= self.stream_sent && self.stream_sent <= self.stream_queued);
         assert!(self.stream_queued <= self.stream_ready);
-        assert!(self.held.iter().filter(|h| **h == Held::Filling).count() <= 1);
+        assert!(
+            self.held[..self.buffer_count]
+                .iter()
+                .filter(|h| **h == Held::Filling)
+                .count()
+                <= 1
+        );
+        assert!(self.held[self.buffer_count..].iter().all(|h| *h == Held::Empty));
         let (mut in_flight, mut lost) = (0, 0);
         for seq in ring.base..ring.next_alloc {
             let slot = ring.states[ring.index(seq)];

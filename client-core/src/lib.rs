@@ -27,19 +27,20 @@
 //!
 //! ```text
 //!   W × size_of::<SlotState>()      per-packet state (32 bytes)
-//! + 2 × (C + 16)                    two chunk buffers: the chunk being written and the one being sent
+//! + N × (C + 16)                    N ≥ 2 chunk buffers: the chunk being written, the one being sent, and
+//!                                   spare ones that keep sent chunks for retransmissions (N = 2 below)
 //! + 4096                            seal header buffer (sealed mode; 0 in plain mode)
 //! + 16 × tag_slots(W, P, C)         tags of the chunks with unacked bytes (sealed mode; 0 in plain mode)
-//! + size_of::<Client>()             the state machine itself (2 000 bytes on x86_64, keys included)
+//! + size_of::<Client>()             the state machine itself (3 168 bytes on x86_64, keys included)
 //! ```
 //!
-//! At P = 1448, C = 64 KiB, sealed: W = 256 → 8 192 + 131 104 + 4 096 + 160 + 2 000 = 145 552 bytes (≈ 142 KiB);
-//! W = 512 → 153 840 (≈ 150 KiB); W = 1024 → 32 768 + 131 104 + 4 096 + 432 + 2 000 = 170 400 (≈ 166 KiB).
+//! At P = 1448, C = 64 KiB, sealed: W = 256 → 8 192 + 131 104 + 4 096 + 160 + 3 168 = 146 720 bytes (≈ 143 KiB);
+//! W = 512 → 155 008 (≈ 151 KiB); W = 1024 → 32 768 + 131 104 + 4 096 + 432 + 3 168 = 171 568 (≈ 168 KiB).
 //! [`ram_required`] computes it for any configuration. No stack buffer larger than the 512-byte kernel dump
 //! header is used.
 //!
 //! # Re-reading the dump
-//! Only two chunks are buffered, so a retransmission may need bytes of an older chunk. The client then reads
+//! Only the chunks that fit the chunk buffers are kept, so a retransmission may need bytes of an older chunk. The client then reads
 //! that chunk's plaintext again from the [`DumpSource`] given to [`Client::poll_transmit`] (the dump itself: a
 //! panicking kernel's memory, a file, a slice) and, sealed, seals it again with the same key and nonce (the
 //! chunk index), which gives the same bytes. The tag of every chunk with unacked bytes is kept; a re-sealed
@@ -48,10 +49,12 @@
 //! cannot seek (a pipe) keeps the bytes from [`Client::retained_from`] on.
 //!
 //! Cost: nothing without loss (a chunk's first transmissions only ever use its buffer). Retransmissions go out
-//! oldest first, so lost packets of one chunk share a re-read; since one buffer holds the chunk being written,
-//! the chunk being sent usually gives up its buffer and is sealed again after the retransmission, so a loss on a
-//! window longer than two chunks costs about two chunk seals (2 × 64 KiB at the default chunk size; smaller chunks
-//! make a loss cheaper).
+//! oldest first, so lost packets of one chunk share a re-read. With two buffers, one holds the chunk being
+//! written, so the chunk being sent usually gives up its buffer and is sealed again after the retransmission: a
+//! loss on a window longer than two chunks costs about two chunk seals (2 × 64 KiB at the default chunk size;
+//! smaller chunks make a loss cheaper). Spare buffers (up to [`MAX_CHUNK_BUFFERS`]) keep the most recently sent
+//! chunks, and a loss is usually found within a round trip of its send, so a client with a few MiB to spare
+//! (sealdump-send gives 64) resends from them without reading or sealing anything.
 //!
 //! # Protocol (FreeBSD netdump, DESIGN §3)
 //! HERALD (seqno 1, optional path) to the herald address → the first ack's source port is the session port →
@@ -183,8 +186,9 @@ impl core::fmt::Debug for Mode<'_> {
 pub struct Buffers<'a> {
     /// One entry per ring slot (`[SlotState::EMPTY; N]`); N ≥ 2 and ≥ `Config::window`.
     pub slot_state: &'a mut [SlotState],
-    /// Two chunk buffers: at least [`chunk_buffer_len`]`(chunk size)` bytes (plain mode: of
-    /// [`PLAIN_CHUNK_SIZE`]).
+    /// The chunk buffers, `chunk size + TAG_LEN` bytes each (plain mode: of [`PLAIN_CHUNK_SIZE`]): at least two
+    /// ([`chunk_buffer_len`]), at most [`MAX_CHUNK_BUFFERS`] are used ([`chunk_buffers_len`]). Buffers beyond
+    /// two keep recently sent chunks, so a retransmission seldom reads and seals its chunk again.
     pub chunks: &'a mut [u8],
     /// Sealed mode: at least [`HEADER_BUFFER_LEN`] bytes. Plain mode: unused, may be empty.
     pub header: &'a mut [u8],
@@ -199,10 +203,18 @@ pub const fn datagram_len(payload_size: usize) -> usize {
     HEADER_LEN + payload_size
 }
 
-/// Bytes of the two chunk buffers for a chunk size.
+/// Bytes of the two chunk buffers a client needs at least, for a chunk size.
 pub const fn chunk_buffer_len(chunk_size: usize) -> usize {
-    2 * (chunk_size + TAG_LEN)
+    chunk_buffers_len(2, chunk_size)
 }
+
+/// Bytes of `count` chunk buffers for a chunk size.
+pub const fn chunk_buffers_len(count: usize, chunk_size: usize) -> usize {
+    count * (chunk_size + TAG_LEN)
+}
+
+/// Most chunk buffers a client uses (the rest of a longer [`Buffers::chunks`] is left alone).
+pub const MAX_CHUNK_BUFFERS: usize = 64;
 
 /// Tag slots that never throttle a window of `window` packets: every chunk a window of stream bytes can
 /// touch, plus the two buffered ones and the one being written.
@@ -308,8 +320,12 @@ pub struct Stats {
     pub bytes_acked: u64,
     /// Datagrams sent, retransmissions and the herald included.
     pub packets_sent: u64,
-    /// Datagrams sent again.
+    /// Datagrams sent again (tail-loss probes included).
     pub retransmits: u64,
+    /// Retransmission timeouts that declared packets lost.
+    pub timeouts: u64,
+    /// Tail-loss probes sent.
+    pub probes: u64,
     /// Smoothed round-trip time in microseconds (0 before the first sample).
     pub srtt_us: u64,
     /// Congestion window in packets.

@@ -27,8 +27,8 @@ pub struct SlotState {
     pub(crate) msg_type: u8,
     /// How many times this packet was sent again (saturating).
     pub(crate) retransmits: u8,
-    /// The latest send was a resend after the retransmission timer (not after later acks).
-    pub(crate) resent_after_timeout: bool,
+    /// Why the latest send was a resend (meaningful only when `retransmits > 0`).
+    pub(crate) resent_by: ResendCause,
     /// Payload length (without the 24-byte header).
     pub(crate) len: u32,
     /// Wire offset: the record-stream offset (VMCORE) or the seal header offset (EKCD_KEY); 0 otherwise.
@@ -37,6 +37,17 @@ pub struct SlotState {
     pub(crate) tx: u64,
     /// Time of the latest send, in microseconds.
     pub(crate) sent_at_us: u64,
+}
+
+/// What made a packet go out again.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub(crate) enum ResendCause {
+    /// Later packets were acked (fast retransmit).
+    LaterAcks,
+    /// The retransmission timer fired.
+    Timeout,
+    /// A tail-loss probe: the newest packet sent again because no ack came for two round trips.
+    Probe,
 }
 
 impl Status {
@@ -52,7 +63,7 @@ impl SlotState {
         status: Status::Free,
         msg_type: 0,
         retransmits: 0,
-        resent_after_timeout: false,
+        resent_by: ResendCause::LaterAcks,
         len: 0,
         offset: 0,
         tx: 0,

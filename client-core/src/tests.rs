@@ -21,9 +21,18 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 fn buffers(slots: usize, chunk_size: usize, tags: usize) -> Buffers<'static> {
+    buffers_with_chunks(slots, chunk_size, tags, 2)
+}
+
+fn buffers_with_chunks(
+    slots: usize,
+    chunk_size: usize,
+    tags: usize,
+    chunk_buffers: usize,
+) -> Buffers<'static> {
     Buffers {
         slot_state: Box::leak(vec![SlotState::EMPTY; slots].into_boxed_slice()),
-        chunks: Box::leak(vec![0u8; chunk_buffer_len(chunk_size)].into_boxed_slice()),
+        chunks: Box::leak(vec![0u8; chunk_buffers_len(chunk_buffers, chunk_size)].into_boxed_slice()),
         header: Box::leak(vec![0u8; HEADER_BUFFER_LEN].into_boxed_slice()),
         tags: Box::leak(vec![[0u8; TAG_LEN]; tags].into_boxed_slice()),
     }
@@ -239,23 +248,89 @@ fn three_later_acks_trigger_fast_retransmit() {
 }
 
 #[test]
-fn rto_resends_and_backs_off() {
+fn a_probe_then_the_rto_resend_and_back_off() {
     let mut c = plain_client(16, 16, 512);
     connect(&mut c);
     c.write(&[5u8; 1024]);
     let sent = drain(&mut c, Instant::from_millis(2));
     assert_eq!(sent.len(), 2);
+    let cwnd = c.stats().cwnd;
+    // srtt 1 ms: the tail-loss probe fires after two round trips and sends the newest packet again, without
+    // touching the window.
+    let probe = c.poll_timeout().unwrap();
+    assert_eq!(probe, Instant::from_millis(4));
+    c.handle_timeout(probe);
+    let again = drain(&mut c, probe);
+    assert_eq!(
+        again.iter().map(|s| s.seqno).collect::<Vec<_>>(),
+        vec![sent[1].seqno]
+    );
+    assert_eq!((c.stats().probes, c.stats().cwnd), (1, cwnd));
+    // rto = 1 ms + 4 * 0.5 ms = 3 ms, floored at MIN_RTO, counted from the first send; the probed packet was sent
+    // since, so only the other one expires.
     let t1 = c.poll_timeout().unwrap();
-    // srtt 1 ms: rto = 1 ms + 4 * 0.5 ms = 3 ms, floored at MIN_RTO.
     assert_eq!(t1, Instant::from_millis(2) + MIN_RTO);
     c.handle_timeout(t1);
     let again = drain(&mut c, t1);
-    assert_eq!(again.len(), 2);
-    assert_eq!(again[0].seqno, sent[0].seqno);
-    let t2 = c.poll_timeout().unwrap();
-    assert_eq!(t2 - t1, MIN_RTO * 2, "backoff doubles the RTO");
-    assert_eq!(c.stats().retransmits, 2);
+    assert_eq!(
+        again.iter().map(|s| s.seqno).collect::<Vec<_>>(),
+        vec![sent[0].seqno]
+    );
     assert_eq!(c.stats().cwnd, MIN_CWND);
+    // No probe after a timeout: the backed-off timer paces a path that has gone quiet.
+    let t2 = c.poll_timeout().unwrap();
+    assert_eq!(t2, probe + MIN_RTO * 2, "backoff doubles the RTO");
+    c.handle_timeout(t2);
+    let again = drain(&mut c, t2);
+    assert_eq!(
+        again.iter().map(|s| s.seqno).collect::<Vec<_>>(),
+        vec![sent[1].seqno]
+    );
+    let stats = c.stats();
+    assert_eq!((stats.retransmits, stats.probes, stats.timeouts), (3, 1, 2));
+}
+
+#[test]
+fn a_lost_tail_is_found_by_the_probe_long_before_the_rto() {
+    let mut c = plain_client(64, 64, 512);
+    connect(&mut c); // srtt 1 ms
+    c.write(&vec![0u8; 8 * 512]);
+    let t = Instant::from_millis(2);
+    let sent = drain(&mut c, t);
+    assert_eq!(sent.len(), 8);
+    // The last two are lost: no later ack can reveal them.
+    let acked_at = t + Duration::from_millis(1);
+    for s in &sent[..6] {
+        ack(&mut c, acked_at, SESSION, s.seqno);
+    }
+    c.handle_timeout(acked_at);
+    assert!(drain(&mut c, acked_at).is_empty());
+    let probe = c.poll_timeout().unwrap();
+    assert_eq!(probe, acked_at + Duration::from_millis(2));
+    c.handle_timeout(probe);
+    let again = drain(&mut c, probe);
+    assert_eq!(
+        again.iter().map(|s| s.seqno).collect::<Vec<_>>(),
+        vec![sent[7].seqno]
+    );
+    // The probe's ack shows the other one lost: it is resent after the time threshold, still before the RTO.
+    let probe_acked = probe + Duration::from_millis(1);
+    ack(&mut c, probe_acked, SESSION, sent[7].seqno);
+    let mut now = probe_acked;
+    let mut resent = Vec::new();
+    while resent.is_empty() {
+        now = c.poll_timeout().unwrap();
+        c.handle_timeout(now);
+        resent = drain(&mut c, now);
+    }
+    assert_eq!(
+        resent.iter().map(|s| s.seqno).collect::<Vec<_>>(),
+        vec![sent[6].seqno]
+    );
+    assert!(now < acked_at + MIN_RTO, "resent at {now:?}");
+    let stats = c.stats();
+    assert_eq!((stats.retransmits, stats.probes, stats.timeouts), (2, 1, 0));
+    assert!(stats.cwnd > MIN_CWND, "no timeout, no collapse");
 }
 
 #[test]
@@ -334,7 +409,8 @@ fn idle_writer_does_not_trip_the_deadline() {
     let later = Instant::from_secs_for_test(100);
     let sent = drain(&mut c, later);
     assert_eq!(sent.len(), 1);
-    assert_eq!(c.poll_timeout().unwrap(), later + MIN_RTO);
+    // The first timer is the tail-loss probe's: two round trips (srtt 1 ms) after the send.
+    assert_eq!(c.poll_timeout().unwrap(), later + Duration::from_millis(2));
 }
 
 #[test]
@@ -447,6 +523,15 @@ fn sealed_client(
     recipients: &'static [seal::Recipient<'static>],
     dump_key: Option<DumpKey>,
 ) -> Client<'static> {
+    sealed_client_with_chunks(payload, recipients, dump_key, 2)
+}
+
+fn sealed_client_with_chunks(
+    payload: usize,
+    recipients: &'static [seal::Recipient<'static>],
+    dump_key: Option<DumpKey>,
+    chunk_buffers: usize,
+) -> Client<'static> {
     let mode = Mode::Sealed {
         params: seal::Params {
             chunk_shift: 12,
@@ -467,7 +552,7 @@ fn sealed_client(
     };
     Client::new(
         config,
-        buffers(64, 4096, tag_slots(64, payload, 4096)),
+        buffers_with_chunks(64, 4096, tag_slots(64, payload, 4096), chunk_buffers),
         &mut StdRng::seed_from_u64(9),
         Instant::from_millis(0),
     )
@@ -688,8 +773,12 @@ mod prop {
         /// Any sequence of inputs (acks in any order, duplicates, strays, garbage, time jumps) keeps the ring
         /// consistent, never panics, never sends beyond the payload size, and events end with at most one outcome.
         #[test]
-        fn arbitrary_inputs_keep_the_ring_consistent(sealed in any::<bool>(), ops in proptest::collection::vec(op(), 1..200)) {
-            let mut c = if sealed { sealed_client(512, x25519_recipients(), None) } else { plain_client(8, 8, 512) };
+        fn arbitrary_inputs_keep_the_ring_consistent(sealed in any::<bool>(), chunk_buffers in 2usize..6, ops in proptest::collection::vec(op(), 1..200)) {
+            let mut c = if sealed {
+                sealed_client_with_chunks(512, x25519_recipients(), None, chunk_buffers)
+            } else {
+                plain_client(8, 8, 512)
+            };
             let mut now = Instant::from_millis(0);
             let mut sent: Vec<u32> = Vec::new();
             let mut outcomes = 0;
@@ -745,11 +834,20 @@ fn late_acks_after_a_timeout_are_not_taken_for_reordering() {
     c.write(&vec![0u8; 8 * 512]);
     let first = drain(&mut c, Instant::from_millis(2));
     assert_eq!(first.len(), 8);
-    // The receiver stalls past the RTO; every packet expires, then all the acks arrive late.
-    let t = c.poll_timeout().unwrap();
+    // The receiver stalls past the RTO (the tail-loss probe goes first); the packets expire, then all the acks
+    // arrive late.
     let cwnd = c.stats().cwnd;
-    c.handle_timeout(t);
+    let mut t = Instant::from_millis(2);
+    while c.stats().timeouts == 0 {
+        t = c.poll_timeout().unwrap();
+        c.handle_timeout(t);
+        if c.stats().timeouts == 0 {
+            drain(&mut c, t);
+        }
+    }
     assert_eq!(c.stats().cwnd, MIN_CWND);
+    let probes = c.stats().probes;
+    assert_eq!(probes, 1);
     // The first late ack proves the timeout spurious: the other expired packets are still on their way, so
     // none is sent again (F-RTO), though the window was collapsed only a moment ago.
     ack(&mut c, t, SESSION, first[0].seqno);
@@ -764,7 +862,7 @@ fn late_acks_after_a_timeout_are_not_taken_for_reordering() {
         drain(&mut c, t).is_empty(),
         "acked before the resend: nothing to resend"
     );
-    assert_eq!(c.stats().retransmits, 0);
+    assert_eq!(c.stats().retransmits, probes);
     assert!(
         c.stats().cwnd >= cwnd,
         "the spurious timeout's window collapse is undone"
@@ -905,7 +1003,26 @@ fn a_sealed_chunk_no_longer_buffered_is_read_again_and_sealed_to_the_same_bytes(
     let stats = c.stats();
     assert!(stats.chunks_reread >= 1, "{stats:?}");
     assert!(stats.retransmits >= 1);
-    // The receiver's stream opens to the dump.
+    assert_eq!(open_16_chunks_and_a_part(&c, &stream), data);
+}
+
+#[test]
+fn spare_chunk_buffers_keep_sent_chunks_for_their_resends() {
+    // The same loss with eight buffers: the first chunk is still held when its resend is due.
+    let mut c = sealed_client_with_chunks(1448, x25519_recipients(), None, 8);
+    connect(&mut c);
+    let data = pseudo_random(16 * 4096 + 1000);
+    let (stream, outcome) = run_losing_the_first_chunk(&mut c, &data, &data[..], 4096);
+    assert!(matches!(outcome, Event::Done(_)), "{outcome:?}");
+    let stats = c.stats();
+    assert_eq!(stats.chunks_reread, 0, "{stats:?}");
+    assert!(stats.retransmits >= 1);
+    assert_eq!(open_16_chunks_and_a_part(&c, &stream), data);
+}
+
+/// Opens the record stream of a 16 KiB + 1000-byte dump of 4 KiB chunks sealed to [`x25519_recipients`], checks
+/// its trailer, and returns the plaintext.
+fn open_16_chunks_and_a_part(c: &Client<'_>, stream: &[u8]) -> Vec<u8> {
     let secret = sealdump_crypto::X25519Secret::from_bytes([3; 32]);
     let header = c.seal_header().to_vec();
     let view = seal::HeaderView::parse(&header).unwrap();
@@ -922,9 +1039,9 @@ fn a_sealed_chunk_no_longer_buffered_is_read_again_and_sealed_to_the_same_bytes(
         let n = opener.open_chunk(i as u64, &mut record).unwrap();
         plain.extend_from_slice(&record[..n]);
     }
-    assert_eq!(plain, data);
     let trailer = opener.open_trailer(17, &stream[16 * 4112 + 1016..]).unwrap();
     assert_eq!(trailer.status, seal::TrailerStatus::Complete);
+    plain
 }
 
 #[test]

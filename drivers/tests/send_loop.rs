@@ -100,6 +100,7 @@ fn config(server: SocketAddr, payload_size: usize, give_up: Duration) -> SendCon
         herald_path: b"lab/host1".to_vec(),
         payload_size,
         window: 256,
+        chunk_buffers: 2,
         give_up_after: give_up,
         security: Security::Plain,
     }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use sealdump_client_core::{
     Buffers, Client, Config, DumpKey, Event, FailReason, HEADER_BUFFER_LEN, Instant, Mode, PLAIN_CHUNK_SIZE,
-    SlotState, SocketAddr, TAG_LEN, chunk_buffer_len, datagram_len, seal,
+    SlotState, SocketAddr, TAG_LEN, chunk_buffers_len, datagram_len, seal,
 };
 use sealdump_wire::netdump::Packet;
 
@@ -89,7 +89,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let chunk_size = if sealed { 4096 } else { PLAIN_CHUNK_SIZE };
     let mut slot_state = vec![SlotState::EMPTY; SLOTS];
-    let mut chunks = vec![0u8; chunk_buffer_len(chunk_size)];
+    // Two to five chunk buffers: the spare ones keep sent chunks for retransmissions.
+    let chunk_buffers = 2 + usize::from(flags >> 6);
+    let mut chunks = vec![0u8; chunk_buffers_len(chunk_buffers, chunk_size)];
     let mut header = vec![0u8; HEADER_BUFFER_LEN];
     // Few tag slots: the throttle on chunks still unacked is exercised too.
     let mut tags = vec![[0u8; TAG_LEN]; 3];

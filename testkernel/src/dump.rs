@@ -18,7 +18,7 @@ const PAYLOAD: usize = DEFAULT_PAYLOAD_SIZE;
 const CHUNK: usize = 1 << 16;
 const TAGS: usize = tag_slots(WINDOW, PAYLOAD, CHUNK);
 
-/// client-core's memory: about 142 KiB (per-packet state, two chunk buffers, seal header, tags), reserved in
+/// client-core's memory: about 143 KiB (per-packet state, two chunk buffers, seal header, tags), reserved in
 /// .bss at build time. No packet bytes are kept: a retransmission of an older chunk reads the memory again.
 struct ClientMemory {
     slot_state: [SlotState; WINDOW],

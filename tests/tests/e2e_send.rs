@@ -382,8 +382,8 @@ fn kdump_hook_retries_then_gives_up_on_a_silent_receiver() {
     assert!(err.contains("no /nonexistent/vmcore"), "{err}");
 }
 
-/// `sealdump-send` through the seeded lossy proxy with 1024 packets in flight and 4 KiB chunks: most losses hit
-/// chunks client-core no longer buffers, read again from the file (positional reads) or, for stdin, from the
+/// `sealdump-send` through the seeded lossy proxy with 1024 packets in flight, 4 KiB chunks and only two chunk
+/// buffers: most losses hit chunks client-core no longer buffers, read again from the file (positional reads) or, for stdin, from the
 /// input kept in memory; the dump still decrypts byte-identical.
 #[test]
 fn a_large_window_over_a_lossy_link_reads_old_chunks_again_from_a_file_and_from_stdin() {
@@ -406,6 +406,7 @@ fn a_large_window_over_a_lossy_link_reads_old_chunks_again_from_a_file_and_from_
         );
         let mut cmd = Command::new(bin("sealdump-send"));
         cmd.args(["--client-port", "0", "--payload-size", "1448", "--window", "1024"])
+            .args(["--chunk-buffers", "2"])
             .args([
                 "--chunk-shift",
                 "12",

@@ -184,6 +184,7 @@ fn input_error_sends_an_authentic_aborted_trailer_never_reported_complete() {
         herald_path: Vec::new(),
         payload_size: 1448,
         window: 256,
+        chunk_buffers: 2,
         give_up_after: Duration::from_secs(10),
         security: Security::Sealed {
             recipients: vec![key.public_key()],
@@ -230,6 +231,7 @@ fn send_from(ip: Ipv4Addr, server: &str, key: &PrivateKey, path: &Path) -> Outco
         herald_path: Vec::new(),
         payload_size: 1448,
         window: 256,
+        chunk_buffers: 2,
         give_up_after: Duration::from_secs(10),
         security: Security::Sealed {
             recipients: vec![key.public_key()],

@@ -48,6 +48,7 @@ fn sixty_four_clients_at_once_all_intact_with_bounded_memory() {
             herald_path: Vec::new(),
             payload_size: 1448,
             window: 128,
+            chunk_buffers: 2,
             give_up_after: Duration::from_secs(30),
             security: Security::Sealed {
                 recipients: vec![key.public_key()],

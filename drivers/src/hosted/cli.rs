@@ -67,11 +67,17 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(512..=8192))]
     pub payload_size: Option<u16>,
 
-    /// Maximum datagrams in flight (32 bytes of state each; congestion control opens the flight up to it)
-    /// [default: 4096, or 6 MiB of payload if fewer: 768 at 8192-byte payloads]. A lost datagram holds the
-    /// window's oldest slot for two round trips, so a lossy 20 ms path needs thousands to stay busy.
+    /// Maximum datagrams in flight (congestion control opens the flight up to it) [default: 4096, or 6 MiB of
+    /// payload if fewer: 768 at 8192-byte payloads]. The send ring holds four windows of 32-byte slots, as a lost
+    /// datagram keeps its slot for two or three round trips; a lossy 20 ms path needs thousands to stay busy.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub window: Option<u16>,
+
+    /// Sealed chunks kept for retransmissions (64 KiB each at the default chunk size). A resend whose chunk has
+    /// left them reads the chunk again from the input and seals it again; fewer save memory in a small capture
+    /// kernel.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u8).range(2..=64))]
+    pub chunk_buffers: u8,
 
     /// AEAD of the sealed dump [default: the provisioning file's, else aes-256-gcm where the CPU has AES
     /// instructions, else chacha20-poly1305].

@@ -293,6 +293,7 @@ fn run(cli: &Cli) -> Result<(), AppError> {
         window: cli
             .window
             .map_or_else(|| default_window(payload_size), usize::from),
+        chunk_buffers: usize::from(cli.chunk_buffers),
         give_up_after: Duration::from_secs_f64(cli.timeout),
         security,
     };
@@ -310,10 +311,12 @@ fn run(cli: &Cli) -> Result<(), AppError> {
             if !cli.quiet {
                 let bytes = stats.bytes_written;
                 eprintln!(
-                    "sealdump-send: done: {bytes} bytes to {server} in {elapsed:.2} s ({:.1} MB/s), {} datagrams, {} retransmits, {} chunks read again",
+                    "sealdump-send: done: {bytes} bytes to {server} in {elapsed:.2} s ({:.1} MB/s), {} datagrams, {} retransmits ({} tail-loss probes, {} timeouts), {} chunks read again",
                     bytes as f64 / elapsed.max(1e-6) / 1e6,
                     stats.packets_sent,
                     stats.retransmits,
+                    stats.probes,
+                    stats.timeouts,
                     stats.chunks_reread,
                 );
             }
@@ -348,6 +351,9 @@ fn progress_bar(quiet: bool, total: Option<u64>) -> ProgressBar {
 fn default_window(payload_size: usize) -> usize {
     (DEFAULT_FLIGHT_BYTES / payload_size.max(1)).clamp(1, 4096)
 }
+
+// `--chunk-buffers` allows 2..=64 and defaults to 64: client-core's most.
+const _: () = assert!(sealdump_client_core::MAX_CHUNK_BUFFERS == 64);
 
 /// Payload bytes the default window keeps in flight at most.
 const DEFAULT_FLIGHT_BYTES: usize = 6 << 20;

@@ -42,6 +42,8 @@ const INPUT_QUEUE: usize = 4;
 const SOCKET_BUFFER: usize = 8 << 20;
 /// Bytes of one GSO send: UDP's 65 507-byte limit for IPv4, less a margin.
 const GSO_MAX_BYTES: usize = 65_000;
+/// Ring slots per datagram of window (see where the ring is made).
+const RING_WINDOWS: usize = 4;
 /// Receive buffers per `recvmmsg`; acks are 4 bytes, and a GRO batch of them is at most 64 of those.
 const RX_BUFFERS: usize = 16;
 /// Size of each receive buffer (anything longer is not an ack; it is cut short and then refused as malformed).
@@ -188,6 +190,9 @@ pub struct SendConfig {
     pub payload_size: usize,
     /// Datagrams in flight.
     pub window: usize,
+    /// Chunk buffers given to client-core (2 to [`core::MAX_CHUNK_BUFFERS`]): the spare ones keep sent chunks
+    /// for retransmissions.
+    pub chunk_buffers: usize,
     /// No ack progress for this long ends the dump as failed.
     pub give_up_after: Duration,
     /// Plain or sealed.
@@ -673,12 +678,15 @@ fn send_on(
         Security::Plain => core::PLAIN_CHUNK_SIZE,
         Security::Sealed { .. } => 1usize << chunk_shift,
     };
-    // Per-packet state only (32 bytes a packet): large windows cost little memory.
-    let mut slot_state = vec![SlotState::EMPTY; config.window];
-    let mut chunks = vec![0u8; core::chunk_buffer_len(chunk_size)];
+    // Per-packet state only (32 bytes a packet): large rings cost little memory. The ring holds four windows: a
+    // lost datagram keeps its slot for two or three round trips (detection, resend, ack) while the flight moves
+    // on, and a ring of one window stalled on it (1 % loss at +10 ms: 80 MB/s with one window, 105-135 with four).
+    let ring = config.window * RING_WINDOWS;
+    let mut slot_state = vec![SlotState::EMPTY; ring];
+    let chunk_buffers = config.chunk_buffers.clamp(2, core::MAX_CHUNK_BUFFERS);
+    let mut chunks = vec![0u8; core::chunk_buffers_len(chunk_buffers, chunk_size)];
     let mut header = vec![0u8; core::HEADER_BUFFER_LEN];
-    let mut tags =
-        vec![[0u8; core::TAG_LEN]; core::tag_slots(config.window, config.payload_size, chunk_size)];
+    let mut tags = vec![[0u8; core::TAG_LEN]; core::tag_slots(ring, config.payload_size, chunk_size)];
     let buffers = Buffers {
         slot_state: &mut slot_state,
         chunks: &mut chunks,
