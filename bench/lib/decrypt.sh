@@ -28,6 +28,14 @@ section_decrypt() {
     local bytes=$((DECRYPT_MIB << 20)) aead d best
     [ -x /usr/bin/time ] || { apt-get install -y time >/dev/null; }
     put decrypt_bytes "$bytes"
+    # The file-write ceiling: a 1 MiB-block dd of zeros into a new file on the same tmpfs, best of two. Every byte
+    # the decryptor writes costs at least this (a new page per 4 KiB, copied in under the file's lock), so a
+    # target above it cannot be met by any decryptor on this machine.
+    mkdir -p "$work/ceiling"
+    cmdline write_ceiling dd if=/dev/zero of=OUT bs=1M count="$DECRYPT_MIB" "(OUT on tmpfs)"
+    put write_ceiling "$(best_of_two "dd zeros to tmpfs" "$work/ceiling/out" dd if=/dev/zero \
+        of="$work/ceiling/out" bs=1M count="$DECRYPT_MIB")"
+    rm -rf "$work/ceiling"
     for aead in chacha20-poly1305 aes-256-gcm; do
         # One core of the AEAD alone (64 KiB blocks). openssl divides by user CPU time.
         local line kbs
