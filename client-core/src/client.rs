@@ -138,7 +138,7 @@ pub struct Client<'a> {
     sealer: Option<ChunkSealer>,
     chunk_size: usize,
     overhead: usize,
-    /// Two buffers of `chunk_size + TAG_LEN` bytes.
+    /// The chunk buffers, `chunk_size + TAG_LEN` bytes each (at least two).
     chunks: &'a mut [u8],
     /// What each chunk buffer holds; only the first `buffer_count` are in use.
     held: [Held; MAX_CHUNK_BUFFERS],
@@ -232,6 +232,10 @@ impl core::fmt::Debug for Client<'_> {
             .field("held", &&self.held[..self.buffer_count])
             .field("in_flight", &self.in_flight)
             .field("lost", &self.lost)
+            .field("rto_deadline", &self.rto_deadline)
+            .field("probe_deadline", &self.probe_deadline)
+            .field("probe_seq", &self.probe_seq)
+            .field("timed_out", &self.timed_out)
             .field("ssthresh", &self.cc.ssthresh())
             .field("reorder_threshold", &self.reorder_threshold)
             .field("spurious", &self.spurious)
@@ -952,9 +956,12 @@ impl<'a> Client<'a> {
             self.rtt
                 .on_sample(now.as_micros(), now - Instant::from_micros(slot.sent_at_us));
             self.largest_acked_tx = Some(self.largest_acked_tx.map_or(slot.tx, |t| t.max(slot.tx)));
-        } else if slot.resent_by == ResendCause::Probe {
+        } else if slot.resent_by == ResendCause::Probe
+            && now.as_micros().saturating_sub(slot.sent_at_us) >= self.rtt.min_rtt_us() / 2
+        {
             // The probe went out as the newest packet in flight, so whichever copy this ack is for, every packet
-            // still in flight was sent before it: loss detection may judge them against it.
+            // still in flight was sent before it: loss detection may judge them against it. (An ack sooner than
+            // any round trip after the probe is the first copy's, which says nothing new: RFC 8985 §6.2.)
             self.largest_acked_tx = Some(self.largest_acked_tx.map_or(slot.tx, |t| t.max(slot.tx)));
         }
         self.cc.on_ack(slot.tx);
@@ -1211,6 +1218,10 @@ impl<'a> Client<'a> {
         {
             return Some(transmit);
         }
+        // Rebuilding the probe can end the dump (its chunk could not be read again): nothing more goes out then.
+        if self.outcome.is_some() {
+            return None;
+        }
         let limit = (self.cc.window() as usize).min(self.window);
         let use_credit = self.in_flight >= limit;
         if use_credit && (self.rexmit_credit == 0 || self.lost == 0) {
@@ -1374,6 +1385,11 @@ impl<'a> Client<'a> {
 
 #[cfg(test)]
 impl Client<'_> {
+    /// Whether packets are sent and unacked, or wait to be sent again.
+    pub(crate) fn packets_out(&self) -> bool {
+        self.in_flight > 0 || self.lost > 0
+    }
+
     /// Recounts the ring and checks the bookkeeping (used by the property tests).
     pub(crate) fn check_invariants(&self) {
         let ring = &self.ring;

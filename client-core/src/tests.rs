@@ -41,6 +41,20 @@ fn buffers_with_chunks(
 /// A dump of one repeated byte (what most tests write).
 struct Constant(u8);
 
+/// [`Constant`] with one unreadable 4 KiB range (`Some(k)`: bytes `4096 k ..`): a dump whose memory cannot all be
+/// read again.
+struct Holey(Constant, Option<u64>);
+
+impl DumpSource for Holey {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        let end = offset + buf.len() as u64;
+        match self.1 {
+            Some(k) if offset < (k + 1) * 4096 && end > k * 4096 => Err(SourceError::Io),
+            _ => self.0.read_at(offset, buf),
+        }
+    }
+}
+
 impl DumpSource for Constant {
     fn read_at(&self, _offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
         buf.fill(self.0);
@@ -52,6 +66,15 @@ impl DumpSource for Constant {
 const NO_SOURCE: &[u8] = &[];
 
 fn plain_client(slots: usize, window: usize, payload: usize) -> Client<'static> {
+    plain_client_with_chunks(slots, window, payload, 2)
+}
+
+fn plain_client_with_chunks(
+    slots: usize,
+    window: usize,
+    payload: usize,
+    chunk_buffers: usize,
+) -> Client<'static> {
     let config = Config {
         payload_size: payload,
         window,
@@ -60,7 +83,7 @@ fn plain_client(slots: usize, window: usize, payload: usize) -> Client<'static> 
     };
     Client::new(
         config,
-        buffers(slots, PLAIN_CHUNK_SIZE, 0),
+        buffers_with_chunks(slots, PLAIN_CHUNK_SIZE, 0, chunk_buffers),
         &mut StdRng::seed_from_u64(1),
         Instant::from_millis(0),
     )
@@ -247,13 +270,78 @@ fn three_later_acks_trigger_fast_retransmit() {
     );
 }
 
+/// Connects `c` and sends two 512-byte packets at t = 2 ms (srtt 1 ms).
+fn two_packets_at_2ms(c: &mut Client<'_>) -> Vec<Sent> {
+    connect(c);
+    c.write(&[5u8; 1024]);
+    let sent = drain(c, Instant::from_millis(2));
+    assert_eq!(sent.len(), 2);
+    sent
+}
+
+/// Lets `c`'s timers fire (sending what each allows) until a retransmission timeout has fired; returns its time,
+/// with the packets it expired not yet sent again.
+fn timers_until_a_timeout(c: &mut Client<'_>) -> Instant {
+    loop {
+        let t = c.poll_timeout().unwrap();
+        c.handle_timeout(t);
+        if c.stats().timeouts > 0 {
+            return t;
+        }
+        drain(c, t);
+    }
+}
+
+#[test]
+fn probes_resume_once_acks_return_after_a_timeout() {
+    let mut c = plain_client(64, 64, 512);
+    let sent = two_packets_at_2ms(&mut c);
+    let now = timers_until_a_timeout(&mut c);
+    // The path answers again: both are acked.
+    for s in &sent {
+        ack(&mut c, now, SESSION, s.seqno);
+    }
+    c.handle_timeout(now);
+    assert!(drain(&mut c, now).is_empty());
+    // New data whose acks never come: the probe goes first again, before another timeout.
+    c.write(&[2u8; 4 * 512]);
+    assert_eq!(drain(&mut c, now).len(), 4);
+    let (probes, timeouts) = (c.stats().probes, c.stats().timeouts);
+    let t = c.poll_timeout().unwrap();
+    c.handle_timeout(t);
+    assert_eq!(drain(&mut c, t).len(), 1);
+    assert_eq!((c.stats().probes, c.stats().timeouts), (probes + 1, timeouts));
+}
+
+#[test]
+fn no_datagram_goes_out_after_a_probe_fails_the_dump() {
+    let mut c = sealed_client(1448, x25519_recipients(), None);
+    connect(&mut c); // srtt 1 ms
+    let data = pseudo_random(4 * 4096);
+    let t = Instant::from_millis(2);
+    assert_eq!(c.write(&data[..8192]), 8192);
+    drain_from(&mut c, t, &data[..]);
+    assert_eq!(c.write(&data[8192..12_288]), 4096);
+    // One more datagram only (the caller's batch was full): the newest packet spans chunks 1 and 2.
+    let mut buf = [0u8; 70_000];
+    assert!(c.poll_transmit(t, &mut buf, &data[..]).is_some());
+    let probe = c.poll_timeout().unwrap();
+    c.handle_timeout(probe);
+    // Chunk 3 takes chunk 1's buffer, and the source cannot give chunk 1 back: rebuilding the probe fails the
+    // dump, and the same call must not send anything else.
+    assert_eq!(c.write(&data[12_288..]), 4096);
+    assert!(c.poll_transmit(probe, &mut buf, NO_SOURCE).is_none());
+    assert!(c.is_closed());
+    assert_eq!(
+        events(&mut c).last(),
+        Some(&Event::Failed(FailReason::Source(SourceError::Unavailable)))
+    );
+}
+
 #[test]
 fn a_probe_then_the_rto_resend_and_back_off() {
     let mut c = plain_client(16, 16, 512);
-    connect(&mut c);
-    c.write(&[5u8; 1024]);
-    let sent = drain(&mut c, Instant::from_millis(2));
-    assert_eq!(sent.len(), 2);
+    let sent = two_packets_at_2ms(&mut c);
     let cwnd = c.stats().cwnd;
     // srtt 1 ms: the tail-loss probe fires after two round trips and sends the newest packet again, without
     // touching the window.
@@ -770,15 +858,23 @@ mod prop {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
-        /// Any sequence of inputs (acks in any order, duplicates, strays, garbage, time jumps) keeps the ring
-        /// consistent, never panics, never sends beyond the payload size, and events end with at most one outcome.
+        /// Any sequence of inputs (acks in any order, duplicates, strays, garbage, time jumps), with any number
+        /// of chunk buffers and a dump that may not be readable again, keeps the ring consistent, never panics,
+        /// never sends beyond the payload size or after the outcome, keeps a timer while packets are out, and
+        /// events end with at most one outcome.
         #[test]
-        fn arbitrary_inputs_keep_the_ring_consistent(sealed in any::<bool>(), chunk_buffers in 2usize..6, ops in proptest::collection::vec(op(), 1..200)) {
+        fn arbitrary_inputs_keep_the_ring_consistent(
+            sealed in any::<bool>(),
+            chunk_buffers in 2usize..6,
+            hole in proptest::option::of(0u64..8),
+            ops in proptest::collection::vec(op(), 1..200),
+        ) {
             let mut c = if sealed {
                 sealed_client_with_chunks(512, x25519_recipients(), None, chunk_buffers)
             } else {
-                plain_client(8, 8, 512)
+                plain_client_with_chunks(8, 8, 512, chunk_buffers)
             };
+            let source = Holey(Constant(0x5a), hole);
             let mut now = Instant::from_millis(0);
             let mut sent: Vec<u32> = Vec::new();
             let mut outcomes = 0;
@@ -803,13 +899,17 @@ mod prop {
                     Op::Abort => c.abort(),
                 }
                 let mut buf = [0u8; 2048];
-                while let Some(t) = c.poll_transmit(now, &mut buf, &Constant(0x5a)) {
+                loop {
+                    let was_closed = c.is_closed();
+                    let Some(t) = c.poll_transmit(now, &mut buf, &source) else { break };
+                    prop_assert!(!was_closed && !c.is_closed(), "a datagram from a closed client: {c:?}");
                     prop_assert!(t.len <= datagram_len(512));
                     let p = Packet::new_checked(&buf[..t.len]).unwrap();
                     sent.push(p.seqno());
                 }
                 for ev in events(&mut c) {
                     match ev {
+                        Event::Failed(FailReason::Source(_)) if hole.is_some() => outcomes += 1,
                         Event::Failed(FailReason::SourceChanged | FailReason::Source(_)) => {
                             prop_assert!(false, "a re-read of the unchanged dump failed: {ev:?}");
                         }
@@ -820,6 +920,8 @@ mod prop {
                 c.check_invariants();
                 if let Some(t) = c.poll_timeout() {
                     prop_assert!(t >= Instant::from_millis(0));
+                } else {
+                    prop_assert!(c.is_closed() || !c.packets_out(), "packets out and no timer: {c:?}");
                 }
             }
             prop_assert!(outcomes <= 1);
@@ -837,14 +939,7 @@ fn late_acks_after_a_timeout_are_not_taken_for_reordering() {
     // The receiver stalls past the RTO (the tail-loss probe goes first); the packets expire, then all the acks
     // arrive late.
     let cwnd = c.stats().cwnd;
-    let mut t = Instant::from_millis(2);
-    while c.stats().timeouts == 0 {
-        t = c.poll_timeout().unwrap();
-        c.handle_timeout(t);
-        if c.stats().timeouts == 0 {
-            drain(&mut c, t);
-        }
-    }
+    let t = timers_until_a_timeout(&mut c);
     assert_eq!(c.stats().cwnd, MIN_CWND);
     let probes = c.stats().probes;
     assert_eq!(probes, 1);
@@ -1020,7 +1115,38 @@ fn spare_chunk_buffers_keep_sent_chunks_for_their_resends() {
     assert_eq!(open_16_chunks_and_a_part(&c, &stream), data);
 }
 
-/// Opens the record stream of a 16 KiB + 1000-byte dump of 4 KiB chunks sealed to [`x25519_recipients`], checks
+#[test]
+fn a_new_chunk_takes_the_buffer_of_the_oldest_sent_chunk() {
+    // 1028-byte payloads: four datagrams per 4 KiB chunk record. Three buffers: two keep sent chunks.
+    let mut c = sealed_client_with_chunks(1028, x25519_recipients(), None, 3);
+    connect(&mut c);
+    let data = pseudo_random(4 * 4096);
+    let t = Instant::from_millis(2);
+    assert_eq!(c.write(&data[..8192]), 8192);
+    let sent = drain_from(&mut c, t, &data[..]);
+    let vmcore: Vec<&Sent> = sent.iter().filter(|s| s.msg_type == 3).collect();
+    assert_eq!(vmcore.len(), 8, "chunks 0 and 1");
+    // Chunk 1's first datagram is lost; everything else is acked.
+    let lost = vmcore[4];
+    assert_eq!(lost.offset, 4112);
+    for s in sent.iter().filter(|s| s.seqno != lost.seqno) {
+        ack(&mut c, t + Duration::from_millis(1), SESSION, s.seqno);
+    }
+    // Chunks 2 and 3 are written: chunk 3 needs a buffer, and takes chunk 0's (the older sent one).
+    let t = t + Duration::from_millis(1);
+    assert_eq!(c.write(&data[8192..]), 8192);
+    let mut resent = Vec::new();
+    for s in drain_from(&mut c, t, &data[..]) {
+        if s.offset == lost.offset {
+            resent.push(s);
+        }
+    }
+    assert_eq!(resent.len(), 1, "resent after three later acks");
+    assert_eq!(resent[0].payload, lost.payload);
+    assert_eq!(c.stats().chunks_reread, 0, "chunk 1 was still held");
+}
+
+/// Opens the record stream of a 64 KiB + 1000-byte dump of 4 KiB chunks sealed to [`x25519_recipients`], checks
 /// its trailer, and returns the plaintext.
 fn open_16_chunks_and_a_part(c: &Client<'_>, stream: &[u8]) -> Vec<u8> {
     let secret = sealdump_crypto::X25519Secret::from_bytes([3; 32]);

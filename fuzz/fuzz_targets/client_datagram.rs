@@ -90,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
     let chunk_size = if sealed { 4096 } else { PLAIN_CHUNK_SIZE };
     let mut slot_state = vec![SlotState::EMPTY; SLOTS];
     // Two to five chunk buffers: the spare ones keep sent chunks for retransmissions.
-    let chunk_buffers = 2 + usize::from(flags >> 6);
+    let chunk_buffers = 2 + usize::from(input.u8() % 4);
     let mut chunks = vec![0u8; chunk_buffers_len(chunk_buffers, chunk_size)];
     let mut header = vec![0u8; HEADER_BUFFER_LEN];
     // Few tag slots: the throttle on chunks still unacked is exercised too.
@@ -173,7 +173,12 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        while let Some(t) = client.poll_transmit(now, &mut buf, &source[..]) {
+        loop {
+            let was_closed = client.is_closed();
+            let Some(t) = client.poll_transmit(now, &mut buf, &source[..]) else {
+                break;
+            };
+            assert!(!was_closed && !client.is_closed(), "a datagram from a closed client");
             assert!(t.len <= datagram_len(PAYLOAD), "datagram of {} bytes", t.len);
             let packet = Packet::new_checked(&buf[..t.len]).expect("client sends well-formed messages");
             let first = first_sends

@@ -73,11 +73,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub window: Option<u16>,
 
-    /// Sealed chunks kept for retransmissions (64 KiB each at the default chunk size). A resend whose chunk has
-    /// left them reads the chunk again from the input and seals it again; fewer save memory in a small capture
-    /// kernel.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u8).range(2..=64))]
-    pub chunk_buffers: u8,
+    /// Chunks kept for retransmissions, sealed, 2 to 64 [default: 4 MiB of them: 64 at the default 64 KiB chunks,
+    /// 4 at 1 MiB]. A resend whose chunk has left them reads the chunk again from the input and seals it again;
+    /// fewer save memory in a small capture kernel.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(2..=64))]
+    pub chunk_buffers: Option<u8>,
 
     /// AEAD of the sealed dump [default: the provisioning file's, else aes-256-gcm where the CPU has AES
     /// instructions, else chacha20-poly1305].

@@ -285,6 +285,10 @@ fn run(cli: &Cli) -> Result<(), AppError> {
         }
     };
     let payload_size = usize::from(cli.payload_size.unwrap_or_else(|| default_payload_size(server)));
+    let chunk_size = match security {
+        Security::Plain => sealdump_client_core::PLAIN_CHUNK_SIZE,
+        Security::Sealed { chunk_shift, .. } => 1 << chunk_shift,
+    };
     let config = SendConfig {
         server,
         bind,
@@ -293,7 +297,9 @@ fn run(cli: &Cli) -> Result<(), AppError> {
         window: cli
             .window
             .map_or_else(|| default_window(payload_size), usize::from),
-        chunk_buffers: usize::from(cli.chunk_buffers),
+        chunk_buffers: cli
+            .chunk_buffers
+            .map_or_else(|| default_chunk_buffers(chunk_size), usize::from),
         give_up_after: Duration::from_secs_f64(cli.timeout),
         security,
     };
@@ -352,8 +358,17 @@ fn default_window(payload_size: usize) -> usize {
     (DEFAULT_FLIGHT_BYTES / payload_size.max(1)).clamp(1, 4096)
 }
 
-// `--chunk-buffers` allows 2..=64 and defaults to 64: client-core's most.
+// `--chunk-buffers` allows 2..=64: client-core's most.
 const _: () = assert!(sealdump_client_core::MAX_CHUNK_BUFFERS == 64);
+
+/// Chunk buffers when the user gives none: [`DEFAULT_CHUNK_BYTES`] of chunks, 2 to 64 of them.
+fn default_chunk_buffers(chunk_size: usize) -> usize {
+    (DEFAULT_CHUNK_BYTES / chunk_size.max(1)).clamp(2, sealdump_client_core::MAX_CHUNK_BUFFERS)
+}
+
+/// Bytes of chunk buffers by default: enough to keep the chunks of about a round trip of sends at 1448-byte
+/// payloads, so a resend seldom seals its chunk again.
+const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
 
 /// Payload bytes the default window keeps in flight at most.
 const DEFAULT_FLIGHT_BYTES: usize = 6 << 20;
@@ -397,6 +412,14 @@ mod tests {
         assert_eq!(default_payload_size("[::1]:20023".parse().unwrap()), 8192);
         assert_eq!(default_payload_size("192.0.2.10:20023".parse().unwrap()), 1448);
         assert_eq!(default_payload_size("[2001:db8::1]:20023".parse().unwrap()), 1428);
+    }
+
+    #[test]
+    fn default_chunk_buffers_hold_4_mib() {
+        assert_eq!(default_chunk_buffers(1 << 16), 64);
+        assert_eq!(default_chunk_buffers(1 << 12), 64);
+        assert_eq!(default_chunk_buffers(1 << 20), 4);
+        assert_eq!(default_chunk_buffers(8 << 20), 2);
     }
 
     #[test]
