@@ -697,19 +697,26 @@ fn run_to_a_slow_receiver(seed: u64, window: usize, buffer: usize) -> (RunResult
         window,
         ..Scenario::new(seed, Link::CLEAN)
     };
+    run_to_a_bottleneck(sc, buffer, Duration::from_micros(40))
+}
+
+/// Runs `sc` to a receiver that reads one datagram per `service` through a socket buffer of `buffer` bytes.
+/// Returns the run and its first transmissions.
+fn run_to_a_bottleneck(sc: Scenario, buffer: usize, service: Duration) -> (RunResult, u64) {
     let mut rx = Receiver::new(addr(SESSION_PORT));
     rx.buffer_limit = Some(buffer);
-    rx.service = Duration::from_micros(40);
+    rx.service = service;
     let r = run(sc, rx);
     check_delivered(&sc, &r);
     let first = r.stats.packets_sent - r.stats.retransmits;
     eprintln!(
-        "slow receiver, buffer {buffer}, window {window}: {first} packets, {} resent, {} buffer drops, {:.1} ms \
+        "bottleneck, buffer {buffer}, window {}: {first} packets, {} resent, {} buffer drops, {:.1} ms \
          (ideal {:.1} ms)",
+        sc.window,
         r.stats.retransmits,
         r.receiver.buffer_drops,
         r.end_time as f64 / 1000.0,
-        first as f64 * 0.040
+        first as f64 * service.as_secs_f64() * 1000.0
     );
     (r, first)
 }
@@ -953,7 +960,7 @@ fn random_scenarios_from_many_seeds() {
 /// (docs/performance.md measures the same on real sockets, where the CPUs of the proxy and both ends also count).
 /// Rates in MB/s of virtual time of an 8 MiB dump over a 1 ms (each way) link, lossless and then with `loss` in
 /// each direction, at window `window`.
-fn lossless_and_lossy_rates(seed: u64, window: usize, loss: f64) -> [f64; 2] {
+fn lossless_and_lossy_rates(seed: u64, window: usize, loss: f64, len: usize) -> [f64; 2] {
     [0.0, loss].map(|loss| {
         let link = Link {
             delay: Duration::from_millis(1),
@@ -962,7 +969,7 @@ fn lossless_and_lossy_rates(seed: u64, window: usize, loss: f64) -> [f64; 2] {
             duplicate: 0.0,
         };
         let sc = Scenario {
-            len: 8 << 20,
+            len,
             window,
             give_up_after: Duration::from_secs(60),
             ..Scenario::new(seed, link)
@@ -981,7 +988,7 @@ fn lossless_and_lossy_rates(seed: u64, window: usize, loss: f64) -> [f64; 2] {
 
 #[test]
 fn one_percent_random_loss_keeps_half_the_lossless_rate() {
-    let rates = lossless_and_lossy_rates(7, 1024, 0.01);
+    let rates = lossless_and_lossy_rates(7, 1024, 0.01, 8 << 20);
     assert!(
         rates[1] >= 0.5 * rates[0],
         "1 % loss: {:.1} MB/s against {:.1} lossless",
@@ -997,25 +1004,62 @@ fn one_percent_random_loss_keeps_half_the_lossless_rate() {
 #[test]
 fn a_shallow_buffer_bottleneck_is_not_flooded() {
     let (r, first) = run_to_a_slow_receiver(902, 4096, 16 * 1024);
+    assert_few_resends_and_busy(&r, first, 15, Duration::from_micros(40), 1.2);
+}
+
+/// At most `resend_percent` % of the `first` transmissions were sent again, and the bottleneck, which takes
+/// `service` per datagram, was kept busy: the run took less than `slack` times its ideal time.
+fn assert_few_resends_and_busy(
+    r: &RunResult,
+    first: u64,
+    resend_percent: u64,
+    service: Duration,
+    slack: f64,
+) {
     assert!(
-        r.stats.retransmits <= first * 15 / 100,
+        r.stats.retransmits <= first * resend_percent / 100,
         "{} resends for {first} packets",
         r.stats.retransmits
     );
+    let ideal_us = first as f64 * service.as_secs_f64() * 1e6;
     assert!(
-        (r.end_time as f64) < first as f64 * 40.0 * 1.2,
+        (r.end_time as f64) < ideal_us * slack,
         "keeps the bottleneck busy: {} µs",
         r.end_time
     );
 }
 
-/// 5 % random loss each way (10 % of datagrams or their acks): the window must not ratchet down to its floor,
-/// as it did before random-loss cuts stopped at the delivered rate.
+/// A bottleneck with a shallow buffer (16 KiB, 100 packets in flight) on a link that also loses 2 % each way: the
+/// random loss the controller learns to tolerate must not let it flood the buffer.
+#[test]
+fn a_shallow_bottleneck_on_a_lossy_link_is_not_flooded() {
+    let link = Link {
+        delay: Duration::from_micros(500),
+        loss: 0.02,
+        ..Link::CLEAN
+    };
+    let sc = Scenario {
+        len: 64 << 20,
+        window: 4096,
+        ..Scenario::new(77, link)
+    };
+    let (r, first) = run_to_a_bottleneck(sc, 16 * 1024, Duration::from_micros(10));
+    assert!(
+        r.receiver.buffer_drops <= first / 20,
+        "{} buffer drops",
+        r.receiver.buffer_drops
+    );
+    assert_few_resends_and_busy(&r, first, 12, Duration::from_micros(10), 1.5);
+}
+
+/// 5 % random loss each way (10 % of datagrams or their acks) over a 64 MiB dump: the window must not ratchet
+/// down to its floor. Gentle cuts, even floored at the delivered rate, took it there (14.6 MB/s against 1 525
+/// lossless); the loss-response test tells the lossy link from a bottleneck and keeps the window.
 #[test]
 fn five_percent_random_loss_each_way_keeps_a_useful_rate() {
-    let rates = lossless_and_lossy_rates(8, 4096, 0.05);
+    let rates = lossless_and_lossy_rates(8, 4096, 0.05, 64 << 20);
     assert!(
-        rates[1] >= 0.05 * rates[0],
+        rates[1] >= 0.1 * rates[0],
         "5 % loss: {:.1} MB/s against {:.1} lossless",
         rates[1],
         rates[0]
