@@ -669,7 +669,7 @@ mod tests {
         // A bottleneck that passes 600 packets a round trip and drops the rest, with no queue to show in the RTT,
         // alone and on a link that also loses 4 % at random.
         for random in [None, Some(25)] {
-            let lost = move |_, i, tx: u64| i >= 600 || random.is_some_and(|r| tx % r == 0);
+            let lost = move |_, i, tx: u64| i >= 600 || random.is_some_and(|r| tx.is_multiple_of(r));
             let (mut cc, from, tx) = run_one_test(lost);
             assert!(cc.window() <= from / 2 + 1, "halved from {from}: {}", cc.window());
             assert_eq!(
