@@ -951,17 +951,18 @@ impl<'a> Client<'a> {
             self.unexpire();
         }
         let ring = &mut self.ring;
-        if slot.retransmits == 0 {
-            // Karn: only packets sent once give an unambiguous RTT and order.
+        // Karn: only packets sent once give an unambiguous RTT and order. A probe went out as the newest packet in
+        // flight, so whichever copy its ack is for, every packet still in flight was sent before it: loss detection
+        // may judge them against it. (An ack sooner than any round trip after the probe is the first copy's, which
+        // says nothing new: RFC 8985 §6.2.)
+        let sent_once = slot.retransmits == 0;
+        if sent_once {
             self.rtt
                 .on_sample(now.as_micros(), now - Instant::from_micros(slot.sent_at_us));
-            self.largest_acked_tx = Some(self.largest_acked_tx.map_or(slot.tx, |t| t.max(slot.tx)));
-        } else if slot.resent_by == ResendCause::Probe
-            && now.as_micros().saturating_sub(slot.sent_at_us) >= self.rtt.min_rtt_us() / 2
-        {
-            // The probe went out as the newest packet in flight, so whichever copy this ack is for, every packet
-            // still in flight was sent before it: loss detection may judge them against it. (An ack sooner than
-            // any round trip after the probe is the first copy's, which says nothing new: RFC 8985 §6.2.)
+        }
+        let probe_answered = slot.resent_by == ResendCause::Probe
+            && now.as_micros().saturating_sub(slot.sent_at_us) >= self.rtt.min_rtt_us() / 2;
+        if sent_once || probe_answered {
             self.largest_acked_tx = Some(self.largest_acked_tx.map_or(slot.tx, |t| t.max(slot.tx)));
         }
         self.cc.on_ack(slot.tx);
@@ -1173,11 +1174,15 @@ impl<'a> Client<'a> {
         if self.outcome.is_some() {
             return None;
         }
-        let loss_check = self.loss_time.into_iter().chain(self.loss_check_due).min();
-        let mut next = [self.rto_deadline, loss_check, self.probe_deadline]
-            .into_iter()
-            .flatten()
-            .min();
+        let mut next = [
+            self.rto_deadline,
+            self.loss_time,
+            self.loss_check_due,
+            self.probe_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if self.session.is_none() {
             next = Some(next.map_or(self.herald_due, |t| t.min(self.herald_due)));
         }
@@ -1233,31 +1238,22 @@ impl<'a> Client<'a> {
         let len = self.build(seq, slot, buf, source)?;
 
         let pipe_was_empty = self.in_flight == 0 && self.lost == 0;
-        if slot.status.is_lost() {
+        let resent_by = match slot.status {
+            Status::Expired => Some(ResendCause::Timeout),
+            Status::Lost => Some(ResendCause::LaterAcks),
+            _ => None,
+        };
+        if resent_by.is_some() {
             self.lost -= 1;
             self.rexmit_credit = self.rexmit_credit.saturating_sub(1);
-            self.stats.retransmits += 1;
         } else {
             self.ring.next_send = seq + 1;
             if slot.msg_type == MessageType::Vmcore as u8 {
                 self.stream_sent = slot.offset + u64::from(slot.len);
             }
         }
-        self.ring.states[index] = SlotState {
-            status: Status::InFlight,
-            retransmits: slot.retransmits.saturating_add(u8::from(slot.status.is_lost())),
-            resent_by: if slot.status == Status::Expired {
-                ResendCause::Timeout
-            } else {
-                ResendCause::LaterAcks
-            },
-            tx: self.next_tx,
-            sent_at_us: now.as_micros(),
-            ..slot
-        };
-        self.next_tx += 1;
+        self.mark_sent(index, slot, resent_by, now);
         self.in_flight += 1;
-        self.stats.packets_sent += 1;
         if pipe_was_empty {
             // Waiting for the caller's data is not the receiver's fault: the deadline counts from here.
             self.last_progress = now;
@@ -1292,21 +1288,30 @@ impl<'a> Client<'a> {
             return None;
         }
         let len = self.build(seq, slot, buf, source)?;
+        self.mark_sent(index, slot, Some(ResendCause::Probe), now);
+        self.stats.probes += 1;
+        Some(Transmit {
+            destination: session,
+            len,
+        })
+    }
+
+    /// Records that the packet in ring slot `index` (state `slot`) went out at `now` as the next transmission:
+    /// a first send, or a resend for `resent_by`. It is in flight from then on.
+    fn mark_sent(&mut self, index: usize, slot: SlotState, resent_by: Option<ResendCause>, now: Instant) {
         self.ring.states[index] = SlotState {
-            retransmits: slot.retransmits.saturating_add(1),
-            resent_by: ResendCause::Probe,
+            status: Status::InFlight,
+            retransmits: slot.retransmits.saturating_add(u8::from(resent_by.is_some())),
+            resent_by: resent_by.unwrap_or(ResendCause::LaterAcks),
             tx: self.next_tx,
             sent_at_us: now.as_micros(),
             ..slot
         };
         self.next_tx += 1;
         self.stats.packets_sent += 1;
-        self.stats.retransmits += 1;
-        self.stats.probes += 1;
-        Some(Transmit {
-            destination: session,
-            len,
-        })
+        if resent_by.is_some() {
+            self.stats.retransmits += 1;
+        }
     }
 
     /// Lost packets first (oldest first), then new ones in order; FINISHED only once all else is acked, so

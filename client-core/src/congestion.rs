@@ -260,13 +260,19 @@ impl Aimd {
             let cut = self.cwnd * GENTLE_DECREASE.0 / GENTLE_DECREASE.1;
             cut.max(self.delivery_floor().min(self.cwnd))
         };
-        self.cwnd = kept.max(self.floor());
+        self.reduce_to(kept, next_tx, !queueing);
+        true
+    }
+
+    /// This round trip's reduction: the window (and threshold) to `window`, at least the floor; recovery until a
+    /// packet from `next_tx` on is acked; growth by [`SCALABLE_ACKS`] if `scalable`, else Reno's.
+    fn reduce_to(&mut self, window: u32, next_tx: u64, scalable: bool) {
+        self.cwnd = window.max(self.floor());
         self.ssthresh = self.cwnd;
         self.avoidance_acks = 0;
         self.recovery_start_tx = next_tx;
         self.before_timeout = None;
-        self.scalable = !queueing;
-        true
+        self.scalable = scalable;
     }
 
     /// Random-looking loss passed the limit: halve the window and hold it, and measure the loss fraction of the
@@ -275,12 +281,7 @@ impl Aimd {
     /// than twice the capacity); a lossy link drops the same fraction at any window.
     fn start_loss_test(&mut self, next_tx: u64) {
         let (window_before, ssthresh_before) = (self.cwnd, self.ssthresh);
-        self.cwnd = (self.cwnd / 2).max(self.floor());
-        self.ssthresh = self.cwnd;
-        self.avoidance_acks = 0;
-        self.recovery_start_tx = next_tx;
-        self.before_timeout = None;
-        self.scalable = false;
+        self.reduce_to(self.cwnd / 2, next_tx, false);
         // Enough outcomes to see the loss fraction to within about a third: ~30 expected losses.
         let expected_losses = (30u64 << 16) / u64::from(self.loss_rate.max(1));
         let needed = u64::from(self.cwnd.saturating_mul(2))
@@ -300,8 +301,8 @@ impl Aimd {
     /// Counts an outcome for the test under way and decides it once enough are in. The loss stayed between 3/4
     /// and twice what it was, plus 1 % (the counts are noisy), and at most [`MAX_RANDOM_LOSS_LIMIT`]: the link
     /// drops it at any window, so the window comes back and the mean of the two fractions (×1.5, +1 %: headroom
-    /// for the noise of the short average) is tolerated from then on. It fell: congestion, and the halved window stays, growing as Reno's would. It grew
-    /// further: an overshoot still draining, also congestion.
+    /// for the noise of the short average) is tolerated from then on. It fell: congestion, and the halved window
+    /// stays, growing as Reno's would. It grew further: an overshoot still draining, also congestion.
     fn count_test_outcome(&mut self, tx: u64, lost: bool) -> Option<Verdict> {
         let test = self.loss_test.as_mut()?;
         if tx < test.counts_from {
@@ -337,14 +338,10 @@ impl Aimd {
     /// The retransmission timer fired.
     pub fn on_timeout(&mut self, next_tx: u64) {
         // A test under way ends; should the timeout prove spurious, the window from before the test comes back.
-        if let Some(test) = self.loss_test.take()
-            && self.before_timeout.is_none()
-        {
-            self.before_timeout = Some((test.window_before, test.ssthresh_before, self.scalable));
-        }
-        if self.before_timeout.is_none() {
-            self.before_timeout = Some((self.cwnd, self.ssthresh, self.scalable));
-        }
+        let (cwnd, ssthresh) = self.loss_test.take().map_or((self.cwnd, self.ssthresh), |t| {
+            (t.window_before, t.ssthresh_before)
+        });
+        self.before_timeout.get_or_insert((cwnd, ssthresh, self.scalable));
         self.ssthresh = (self.cwnd / 2).max(self.floor());
         self.cwnd = self.floor();
         self.avoidance_acks = 0;
@@ -621,33 +618,6 @@ mod tests {
         tx
     }
 
-    #[test]
-    fn a_lossy_link_keeps_its_window_once_halving_leaves_the_loss_as_it_was() {
-        // 10 % of packets (or their acks) lost at random, whatever the window.
-        let (mut cc, mut tx) = grown_to(1000);
-        let mut held = None;
-        for _ in 0..40 {
-            tx = run_rounds(&mut cc, tx, 1, |_, _, tx| tx % 10 == 3);
-            match (cc.loss_test, held) {
-                (Some(_), _) => held = Some(cc.window()),
-                (None, Some(_)) => break,
-                (None, None) => {}
-            }
-        }
-        let Some(held) = held else {
-            panic!("no loss-response test ran");
-        };
-        assert!(
-            cc.window() >= 2 * held - 1,
-            "the halved window comes back: {} after {held}",
-            cc.window()
-        );
-        assert!(cc.random_loss_limit > 65_536 / 10, "10 % is tolerated now");
-        let window = cc.window();
-        run_rounds(&mut cc, tx, 10, |_, _, tx| tx % 10 == 3);
-        assert!(cc.window() >= window, "no more cuts: {} < {window}", cc.window());
-    }
-
     /// Runs rounds of `lost` from a window of 1500 until a loss-response test has started and ended; returns the
     /// controller, the window the test started from and the next transmission.
     fn run_one_test(lost: impl Fn(u32, u32, u64) -> bool + Copy) -> (Aimd, u32, u64) {
@@ -662,6 +632,22 @@ mod tests {
             }
         }
         panic!("no loss-response test started and ended");
+    }
+
+    #[test]
+    fn a_lossy_link_keeps_its_window_once_halving_leaves_the_loss_as_it_was() {
+        // 10 % of packets (or their acks) lost at random, whatever the window.
+        let lost = |_, _, tx: u64| tx % 10 == 3;
+        let (mut cc, from, tx) = run_one_test(lost);
+        assert!(
+            cc.window() >= from,
+            "the halved window comes back: {} after {from}",
+            cc.window()
+        );
+        assert!(cc.random_loss_limit > 65_536 / 10, "10 % is tolerated now");
+        let window = cc.window();
+        run_rounds(&mut cc, tx, 10, lost);
+        assert!(cc.window() >= window, "no more cuts: {} < {window}", cc.window());
     }
 
     #[test]

@@ -40,13 +40,13 @@
 //! header is used.
 //!
 //! # Re-reading the dump
-//! Only the chunks that fit the chunk buffers are kept, so a retransmission may need bytes of an older chunk. The client then reads
-//! that chunk's plaintext again from the [`DumpSource`] given to [`Client::poll_transmit`] (the dump itself: a
-//! panicking kernel's memory, a file, a slice) and, sealed, seals it again with the same key and nonce (the
-//! chunk index), which gives the same bytes. The tag of every chunk with unacked bytes is kept; a re-sealed
-//! chunk whose tag differs means the source changed under the dump, and sending it would reuse an AEAD nonce
-//! for other plaintext: it is never sent, and the dump ends with [`FailReason::SourceChanged`]. A source that
-//! cannot seek (a pipe) keeps the bytes from [`Client::retained_from`] on.
+//! Only the chunks that fit the chunk buffers are kept, so a retransmission may need bytes of an older chunk. The
+//! client then reads that chunk's plaintext again from the [`DumpSource`] given to [`Client::poll_transmit`] (the
+//! dump itself: a panicking kernel's memory, a file, a slice) and, sealed, seals it again with the same key and
+//! nonce (the chunk index), which gives the same bytes. The tag of every chunk with unacked bytes is kept; a
+//! re-sealed chunk whose tag differs means the source changed under the dump, and sending it would reuse an AEAD
+//! nonce for other plaintext: it is never sent, and the dump ends with [`FailReason::SourceChanged`]. A source
+//! that cannot seek (a pipe) keeps the bytes from [`Client::retained_from`] on.
 //!
 //! Cost: nothing without loss (a chunk's first transmissions only ever use its buffer). Retransmissions go out
 //! oldest first, so lost packets of one chunk share a re-read. With two buffers, one holds the chunk being

@@ -41,6 +41,13 @@ fn buffers_with_chunks(
 /// A dump of one repeated byte (what most tests write).
 struct Constant(u8);
 
+impl DumpSource for Constant {
+    fn read_at(&self, _offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        buf.fill(self.0);
+        Ok(())
+    }
+}
+
 /// [`Constant`] with one unreadable 4 KiB range (`Some(k)`: bytes `4096 k ..`): a dump whose memory cannot all be
 /// read again.
 struct Holey(Constant, Option<u64>);
@@ -52,13 +59,6 @@ impl DumpSource for Holey {
             Some(k) if offset < (k + 1) * 4096 && end > k * 4096 => Err(SourceError::Io),
             _ => self.0.read_at(offset, buf),
         }
-    }
-}
-
-impl DumpSource for Constant {
-    fn read_at(&self, _offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
-        buf.fill(self.0);
-        Ok(())
     }
 }
 
@@ -1090,29 +1090,29 @@ fn pseudo_random(len: usize) -> Vec<u8> {
 
 #[test]
 fn a_sealed_chunk_no_longer_buffered_is_read_again_and_sealed_to_the_same_bytes() {
-    let mut c = sealed_client(1448, x25519_recipients(), None);
-    connect(&mut c);
-    let data = pseudo_random(16 * 4096 + 1000);
-    let (stream, outcome) = run_losing_the_first_chunk(&mut c, &data, &data[..], 4096);
-    assert!(matches!(outcome, Event::Done(_)), "{outcome:?}");
-    let stats = c.stats();
+    let stats = lose_the_first_chunk_with(2);
     assert!(stats.chunks_reread >= 1, "{stats:?}");
     assert!(stats.retransmits >= 1);
-    assert_eq!(open_16_chunks_and_a_part(&c, &stream), data);
 }
 
 #[test]
 fn spare_chunk_buffers_keep_sent_chunks_for_their_resends() {
     // The same loss with eight buffers: the first chunk is still held when its resend is due.
-    let mut c = sealed_client_with_chunks(1448, x25519_recipients(), None, 8);
+    let stats = lose_the_first_chunk_with(8);
+    assert_eq!(stats.chunks_reread, 0, "{stats:?}");
+    assert!(stats.retransmits >= 1);
+}
+
+/// A sealed 64 KiB + 1000-byte dump of 4 KiB chunks through [`run_losing_the_first_chunk`] with `chunk_buffers`
+/// buffers: it ends `Done` and its stream opens to the dump. Returns the client's counters.
+fn lose_the_first_chunk_with(chunk_buffers: usize) -> Stats {
+    let mut c = sealed_client_with_chunks(1448, x25519_recipients(), None, chunk_buffers);
     connect(&mut c);
     let data = pseudo_random(16 * 4096 + 1000);
     let (stream, outcome) = run_losing_the_first_chunk(&mut c, &data, &data[..], 4096);
     assert!(matches!(outcome, Event::Done(_)), "{outcome:?}");
-    let stats = c.stats();
-    assert_eq!(stats.chunks_reread, 0, "{stats:?}");
-    assert!(stats.retransmits >= 1);
     assert_eq!(open_16_chunks_and_a_part(&c, &stream), data);
+    c.stats()
 }
 
 #[test]
