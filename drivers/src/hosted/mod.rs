@@ -285,10 +285,7 @@ fn run(cli: &Cli) -> Result<(), AppError> {
         }
     };
     let payload_size = usize::from(cli.payload_size.unwrap_or_else(|| default_payload_size(server)));
-    let chunk_size = match security {
-        Security::Plain => sealdump_client_core::PLAIN_CHUNK_SIZE,
-        Security::Sealed { chunk_shift, .. } => 1 << chunk_shift,
-    };
+    let chunk_size = security.chunk_size();
     let config = SendConfig {
         server,
         bind,
@@ -350,8 +347,6 @@ fn progress_bar(quiet: bool, total: Option<u64>) -> ProgressBar {
     ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr()).with_style(style)
 }
 
-/// Payload per datagram when the user gives none: loopback has a 64 KiB MTU, so 8 KiB datagrams cost one
-/// syscall per 8 KiB instead of per 1448 bytes; any other path gets the Ethernet-safe MTU 1500 size.
 /// Datagrams in flight by default: 4096, fewer when that would put more than [`DEFAULT_FLIGHT_BYTES`] in
 /// flight (a receiver's socket buffer holds a few MiB).
 fn default_window(payload_size: usize) -> usize {
@@ -391,6 +386,8 @@ fn default_aead() -> AeadId {
     }
 }
 
+/// Payload per datagram when the user gives none: loopback has a 64 KiB MTU, so 8 KiB datagrams cost one
+/// syscall per 8 KiB instead of per 1448 bytes; any other path gets the Ethernet-safe MTU 1500 size.
 fn default_payload_size(server: std::net::SocketAddr) -> u16 {
     match server.ip() {
         ip if ip.is_loopback() => 8192,

@@ -177,6 +177,16 @@ pub enum Security {
     },
 }
 
+impl Security {
+    /// Plaintext bytes per chunk: client-core's fixed plain chunk size, or the sealed dump's.
+    pub fn chunk_size(&self) -> usize {
+        match self {
+            Security::Plain => core::PLAIN_CHUNK_SIZE,
+            Security::Sealed { chunk_shift, .. } => 1 << chunk_shift,
+        }
+    }
+}
+
 /// Everything the send loop needs besides the input.
 #[derive(Debug)]
 pub struct SendConfig {
@@ -513,7 +523,6 @@ fn receive_all(
 /// quinn-udp sets "don't fragment, ignore path MTU" (`IP_PMTUDISC_PROBE`) for QUIC's own MTU probing; a dump keeps
 /// the kernel's default, path MTU discovery with local fragmentation, so a datagram bigger than a tunnel's MTU
 /// still arrives. Best effort: the default only matters on such paths.
-#[allow(unsafe_code)] // setsockopt(2): neither std nor socket2 sets these options
 fn keep_default_pmtu_discovery(socket: &UdpSocket, ipv6: bool) {
     let mut options = vec![(libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_WANT)];
     if ipv6 {
@@ -525,20 +534,35 @@ fn keep_default_pmtu_discovery(socket: &UdpSocket, ipv6: bool) {
         options.push((libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 0));
     }
     for (level, name, value) in options {
-        // SAFETY: the fd is open for the call (`socket` is borrowed), and the option value points to a live c_int
-        // whose size is passed with it.
-        let r = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                level,
-                name,
-                (&raw const value).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r != 0 {
-            tracing::debug!(level, name, error = %io::Error::last_os_error(), "cannot restore path MTU discovery");
+        if let Err(e) = set_int_option(socket, level, name, value) {
+            tracing::debug!(level, name, error = %e, "cannot restore path MTU discovery");
         }
+    }
+}
+
+/// `setsockopt(2)` of an `int` option, for those neither std nor socket2 sets.
+#[allow(unsafe_code)]
+fn set_int_option(
+    socket: &UdpSocket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the fd is open for the call (`socket` is borrowed), and the option value points to a live c_int
+    // whose size is passed with it.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -638,8 +662,8 @@ fn send_on(
             }
         }
     }
-    let (mode, chunk_shift) = match &config.security {
-        Security::Plain => (Mode::Plain, 16),
+    let mode = match &config.security {
+        Security::Plain => Mode::Plain,
         Security::Sealed {
             aead,
             chunk_shift,
@@ -661,23 +685,16 @@ fn send_on(
                 host_uuid: metadata.host_uuid,
             };
             let dump_key = prewrapped.as_ref().map(|p| DumpKey::from_bytes(*p.dk.as_bytes()));
-            (
-                Mode::Sealed {
-                    params,
-                    recipients: &seal_recipients,
-                    dump_key,
-                    metadata,
-                },
-                *chunk_shift,
-            )
+            Mode::Sealed {
+                params,
+                recipients: &seal_recipients,
+                dump_key,
+                metadata,
+            }
         }
     };
 
-    // Plain mode buffers client-core's fixed plain chunk size.
-    let chunk_size = match config.security {
-        Security::Plain => core::PLAIN_CHUNK_SIZE,
-        Security::Sealed { .. } => 1usize << chunk_shift,
-    };
+    let chunk_size = config.security.chunk_size();
     // Per-packet state only (32 bytes a packet): large rings cost little memory. The ring holds four windows: a
     // lost datagram keeps its slot for two or three round trips (detection, resend, ack) while the flight moves
     // on, and a ring of one window stalled on it (1 % loss at +10 ms: 80 MB/s with one window, 105-135 with four).
@@ -916,7 +933,6 @@ mod tests {
     }
 
     #[test]
-    #[allow(unsafe_code)]
     fn a_refused_gso_batch_goes_out_one_datagram_per_call() {
         let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
         receiver.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -925,18 +941,7 @@ mod tests {
         let udp = UdpSocketState::new((&socket).into()).unwrap();
         // Linux refuses UDP GSO (EINVAL) on a socket without transmit checksums, as it would a segment larger
         // than the path MTU; plain sends still work.
-        let one: libc::c_int = 1;
-        // SAFETY: the fd is open for the call, and the option value points to a live c_int of the size passed.
-        let r = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_NO_CHECK,
-                (&raw const one).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(r, 0);
+        set_int_option(&socket, libc::SOL_SOCKET, libc::SO_NO_CHECK, 1).unwrap();
         let mut batch = TxBatch::new(1472);
         for (i, len) in [(1u8, 1472), (2, 1472), (3, 700)] {
             write(&mut batch, i, len);
