@@ -6,10 +6,21 @@ use std::process::{Command, Output, Stdio};
 
 use crate::bin;
 
-/// Runs `ip netns exec NS ARGS…` (ARGS… here when `ns` is empty); panics with the command's stderr on failure.
-/// Returns stdout.
+/// Runs `ip netns exec NS ARGS…` (ARGS… here when `ns` is empty); returns its output, whatever its status.
+pub fn ns_output(ns: &str, args: &[&str]) -> Output {
+    let mut cmd = if ns.is_empty() {
+        Command::new(args[0])
+    } else {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).arg(args[0]);
+        c
+    };
+    cmd.args(&args[1..]).output().unwrap()
+}
+
+/// [`ns_output`] that panics with the command's stderr on failure; returns stdout.
 pub fn ns_run(ns: &str, args: &[&str]) -> String {
-    let out = ns_command(ns, args).output().unwrap();
+    let out = ns_output(ns, args);
     assert!(
         out.status.success(),
         "{ns} {args:?}: {}",
@@ -18,16 +29,16 @@ pub fn ns_run(ns: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn ns_command(ns: &str, args: &[&str]) -> Command {
-    let mut cmd = if ns.is_empty() {
-        Command::new(args[0])
-    } else {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns]).arg(args[0]);
-        c
-    };
-    cmd.args(&args[1..]);
-    cmd
+/// Runs the first command that needs a kernel feature (`what`); if it fails, prints why the test is skipped.
+pub fn capable(ns: &str, args: &[&str], what: &str) -> bool {
+    let out = ns_output(ns, args);
+    if !out.status.success() {
+        eprintln!(
+            "skipped: cannot create {what} here: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    out.status.success()
 }
 
 /// A client and a receiver namespace joined by a veth pair: `SUBNET.1/30` on the client's end, `SUBNET.2/30` on
@@ -57,14 +68,7 @@ impl VethPair {
             receiver_dev: format!("{tag}vr{id}"),
             subnet: subnet.to_string(),
         };
-        let out = ns_command("", &["ip", "netns", "add", &pair.client])
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            eprintln!(
-                "skipped: cannot create a network namespace here: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+        if !capable("", &["ip", "netns", "add", &pair.client], "a network namespace") {
             return None;
         }
         ns_run("", &["ip", "netns", "add", &pair.receiver]);

@@ -383,8 +383,8 @@ fn kdump_hook_retries_then_gives_up_on_a_silent_receiver() {
 }
 
 /// `sealdump-send` through the seeded lossy proxy with 1024 packets in flight, 4 KiB chunks and only two chunk
-/// buffers: most losses hit chunks client-core no longer buffers, read again from the file (positional reads) or, for stdin, from the
-/// input kept in memory; the dump still decrypts byte-identical.
+/// buffers: most losses hit chunks client-core no longer buffers, read again from the file (positional reads) or,
+/// for stdin, from the input kept in memory; the dump still decrypts byte-identical.
 #[test]
 fn a_large_window_over_a_lossy_link_reads_old_chunks_again_from_a_file_and_from_stdin() {
     use sealdump_tests::proxy::{Impairment, Proxy};

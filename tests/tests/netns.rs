@@ -18,54 +18,19 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sealdump_crypto::keys::PrivateKey;
-use sealdump_tests::veth::VethPair;
+use sealdump_tests::veth::{VethPair, capable, ns_run};
 use sealdump_tests::{
     bin, core_for_info, decrypt_with_library, have_program, info_files, is_root, os, run_decryptor, sha256,
     write_key_pair,
 };
 
-/// Runs `ip netns exec NS ARGS…` (or ARGS… in this namespace when `ns` is empty); returns the output.
-fn try_run(ns: &str, args: &[&str]) -> Output {
-    let mut cmd = if ns.is_empty() {
-        Command::new(args[0])
-    } else {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns]).arg(args[0]);
-        c
-    };
-    cmd.args(&args[1..]).output().unwrap()
-}
-
-/// [`try_run`] that panics with the command's stderr on failure; returns stdout.
-fn run(ns: &str, args: &[&str]) -> String {
-    let out = try_run(ns, args);
-    assert!(
-        out.status.success(),
-        "{ns} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs the first command that needs a kernel feature; if it fails, prints why the test is skipped.
-fn capable(ns: &str, args: &[&str], what: &str) -> bool {
-    let out = try_run(ns, args);
-    if !out.status.success() {
-        eprintln!(
-            "skipped: cannot create {what} here: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    out.status.success()
-}
-
 /// Writes `value` to a sysctl file inside `ns` (the namespace's own /proc/sys/net).
 fn sysctl(ns: &str, key: &str, value: &str) {
-    run(ns, &["sh", "-c", &format!("echo {value} > /proc/sys/{key}")]);
+    ns_run(ns, &["sh", "-c", &format!("echo {value} > /proc/sys/{key}")]);
 }
 
 /// The three namespaces; deleted (with every interface in them) when dropped, on every exit path.
@@ -112,8 +77,8 @@ fn build() -> Option<(Namespaces, Links)> {
     if !capable("", &["ip", "netns", "add", &ns.client], "a network namespace") {
         return None;
     }
-    run("", &["ip", "netns", "add", &ns.router]);
-    run("", &["ip", "netns", "add", &ns.server]);
+    ns_run("", &["ip", "netns", "add", &ns.router]);
+    ns_run("", &["ip", "netns", "add", &ns.server]);
     let links = Links {
         tap: format!("tap{id}"),
         bridge: format!("br{id}"),
@@ -123,10 +88,10 @@ fn build() -> Option<(Namespaces, Links)> {
         server_veth: format!("sr{id}"),
     };
     for n in [&ns.client, &ns.router, &ns.server] {
-        run(n, &["ip", "link", "set", "lo", "up"]);
+        ns_run(n, &["ip", "link", "set", "lo", "up"]);
     }
     let veth = |a: &str, ns_a: &str, b: &str, ns_b: &str| {
-        run(
+        ns_run(
             "",
             &[
                 "ip", "link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b, "netns", ns_b,
@@ -151,7 +116,7 @@ fn build() -> Option<(Namespaces, Links)> {
     let c = ns.client.as_str();
     sysctl(c, "net/ipv6/conf/all/disable_ipv6", "1");
     sysctl(c, "net/ipv6/conf/default/disable_ipv6", "1");
-    run(
+    ns_run(
         c,
         &[
             "ip",
@@ -175,10 +140,10 @@ fn build() -> Option<(Namespaces, Links)> {
         return None;
     }
     for port in [&links.tap, &links.client_veth] {
-        run(c, &["ip", "link", "set", port, "master", &links.bridge]);
+        ns_run(c, &["ip", "link", "set", port, "master", &links.bridge]);
     }
     for dev in [&links.bridge, &links.tap, &links.client_veth] {
-        run(c, &["ip", "link", "set", dev, "up"]);
+        ns_run(c, &["ip", "link", "set", dev, "up"]);
     }
 
     // Router: two subnets, forwarding on, 5 % of forwarded UDP dropped (data one way, acks the other).
@@ -187,16 +152,16 @@ fn build() -> Option<(Namespaces, Links)> {
         (&links.router_client_veth, "10.77.1.1/24", "fd77:1::1/64"),
         (&links.router_server_veth, "10.77.2.1/24", "fd77:2::1/64"),
     ] {
-        run(r, &["ip", "addr", "add", v4, "dev", dev]);
-        run(r, &["ip", "addr", "add", v6, "dev", dev, "nodad"]);
-        run(r, &["ip", "link", "set", dev, "up"]);
+        ns_run(r, &["ip", "addr", "add", v4, "dev", dev]);
+        ns_run(r, &["ip", "addr", "add", v6, "dev", dev, "nodad"]);
+        ns_run(r, &["ip", "link", "set", dev, "up"]);
     }
     sysctl(r, "net/ipv4/ip_forward", "1");
     sysctl(r, "net/ipv6/conf/all/forwarding", "1");
     if !capable(r, &["nft", "add", "table", "inet", "loss"], "an nftables table") {
         return None;
     }
-    run(
+    ns_run(
         r,
         &[
             "nft",
@@ -208,7 +173,7 @@ fn build() -> Option<(Namespaces, Links)> {
             "{ type filter hook forward priority 0 ; }",
         ],
     );
-    run(
+    ns_run(
         r,
         &[
             "nft", "add", "rule", "inet", "loss", "forward", "meta", "l4proto", "udp", "numgen", "random",
@@ -218,7 +183,7 @@ fn build() -> Option<(Namespaces, Links)> {
 
     // Server: on the far subnet, routes back through the router.
     let s = ns.server.as_str();
-    run(
+    ns_run(
         s,
         &[
             "ip",
@@ -229,7 +194,7 @@ fn build() -> Option<(Namespaces, Links)> {
             &links.server_veth,
         ],
     );
-    run(
+    ns_run(
         s,
         &[
             "ip",
@@ -241,9 +206,9 @@ fn build() -> Option<(Namespaces, Links)> {
             "nodad",
         ],
     );
-    run(s, &["ip", "link", "set", &links.server_veth, "up"]);
-    run(s, &["ip", "route", "add", "default", "via", "10.77.2.1"]);
-    run(s, &["ip", "-6", "route", "add", "default", "via", "fd77:2::1"]);
+    ns_run(s, &["ip", "link", "set", &links.server_veth, "up"]);
+    ns_run(s, &["ip", "route", "add", "default", "via", "10.77.2.1"]);
+    ns_run(s, &["ip", "-6", "route", "add", "default", "via", "fd77:2::1"]);
     Some((ns, links))
 }
 
@@ -346,7 +311,7 @@ fn pcap_frames(path: &Path) -> Vec<Vec<u8>> {
 
 /// MAC address of `dev` in `ns`.
 fn mac_of(ns: &str, dev: &str) -> [u8; 6] {
-    let text = run(ns, &["cat", &format!("/sys/class/net/{dev}/address")]);
+    let text = ns_run(ns, &["cat", &format!("/sys/class/net/{dev}/address")]);
     let bytes: Vec<u8> = text
         .trim()
         .split(':')
@@ -357,7 +322,7 @@ fn mac_of(ns: &str, dev: &str) -> [u8; 6] {
 
 /// Packets the router's loss rule has dropped so far.
 fn dropped(router: &str) -> u64 {
-    let listing = run(router, &["nft", "list", "table", "inet", "loss"]);
+    let listing = ns_run(router, &["nft", "list", "table", "inet", "loss"]);
     listing
         .split("counter packets ")
         .nth(1)
